@@ -1,0 +1,73 @@
+"""Bird's-eye-view pictures of map elements: predictions drawn over ground truth.
+
+The picture is in base_link with the ego at the centre and x (forward) pointing up, so y (left)
+points to the left of the page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from mapdistill_core.map_elements import CLASS_COLORS, CLASS_NAMES, REGION, MapElement  # noqa: E402
+
+
+def draw_bev(
+    ax: plt.Axes,
+    predictions: list[MapElement],
+    ground_truth: list[MapElement],
+    score_threshold: float = 0.0,
+    title: str | None = None,
+) -> None:
+    """Draw ground truth (wide, pale) and predictions (thin, with points) on a BEV axis.
+
+    Points are plotted as (y, x) with the horizontal axis inverted, so the page shows the scene
+    as seen from above with the car driving up.
+    """
+    x_min, y_min, x_max, y_max = REGION
+    for e in ground_truth:
+        ax.plot(
+            e.points[:, 1], e.points[:, 0], color=CLASS_COLORS[e.class_name], lw=5, alpha=0.3, solid_capstyle="round"
+        )
+    for e in predictions:
+        if e.score >= score_threshold:
+            ax.plot(e.points[:, 1], e.points[:, 0], color=CLASS_COLORS[e.class_name], lw=1.2, marker=".", ms=3)
+    ax.plot([0.0], [0.0], marker="^", color="black", ms=9)
+    ax.set_xlim(y_max, y_min)
+    ax.set_ylim(x_min, x_max)
+    ax.set_aspect("equal")
+    ax.set_xlabel("y, left (m)")
+    ax.set_ylabel("x, forward (m)")
+    ax.grid(True, lw=0.3, alpha=0.5)
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def legend_handles() -> list[Line2D]:
+    """Legend entries: one colour per class, and the two line styles."""
+    handles = [Line2D([], [], color=CLASS_COLORS[n], lw=2, label=n) for n in CLASS_NAMES]
+    handles.append(Line2D([], [], color="gray", lw=5, alpha=0.3, label="ground truth"))
+    handles.append(Line2D([], [], color="gray", lw=1.2, marker=".", label="prediction"))
+    return handles
+
+
+def save_bev_png(
+    path: str | Path,
+    predictions: list[MapElement],
+    ground_truth: list[MapElement],
+    score_threshold: float = 0.0,
+    title: str | None = None,
+) -> None:
+    """Write one BEV picture of predictions over ground truth to a PNG file."""
+    fig, ax = plt.subplots(figsize=(4, 7), dpi=120)
+    draw_bev(ax, predictions, ground_truth, score_threshold, title)
+    ax.legend(handles=legend_handles(), loc="lower left", fontsize=6, framealpha=0.8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

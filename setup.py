@@ -1,0 +1,28 @@
+"""pip project: the ROS-free core (train, distil, evaluate, export, convert) and the `mapdistill` command.
+
+The same tree is also the ROS 2 package `mapdistill_ros` (package.xml, CMakeLists.txt), built by colcon.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="mapdistill",
+    version="0.1.0",
+    description="MapDistill: camera+LiDAR to camera-only distillation for online vectorized HD maps",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["mapdistill_core", "mapdistill_core.*", "mapdistill_ros"]),
+    install_requires=[
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "shapely>=2.0",
+        "pyyaml>=6.0",
+        "tqdm>=4.60",
+        "matplotlib>=3.6",
+        "safetensors>=0.4",
+        "torch>=2.1",
+    ],
+    entry_points={"console_scripts": ["mapdistill = mapdistill_core.cli:main"]},
+)

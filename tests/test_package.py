@@ -1,0 +1,63 @@
+"""The repository is a valid ROS 2 package and keeps the layering contract of DESIGN.md."""
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MAP_ELEMENT_MSG = """uint8 DIVIDER=0
+uint8 PED_CROSSING=1
+uint8 BOUNDARY=2
+uint8 class_id
+float32 score
+geometry_msgs/Point[] points
+"""
+MAP_ELEMENT_ARRAY_MSG = """std_msgs/Header header
+MapElement[] elements
+"""
+
+
+def test_package_xml():
+    root = ET.parse(ROOT / "package.xml").getroot()
+    assert root.tag == "package" and root.get("format") == "3"
+    assert root.findtext("name") == "mapdistill_ros"
+    maintainer = root.find("maintainer")
+    assert re.fullmatch(r"[^@\s]+@[^@\s]+\.[a-z]+", maintainer.get("email"))
+    assert root.find("export/build_type").text == "ament_cmake"
+    assert root.findtext("member_of_group") == "rosidl_interface_packages"
+    depends = {e.text for e in root if e.tag.endswith("depend")}
+    assert {
+        "ament_cmake",
+        "rosidl_default_generators",
+        "rosidl_default_runtime",
+        "std_msgs",
+        "geometry_msgs",
+    } <= depends
+
+
+def test_messages_match_the_design():
+    assert (ROOT / "msg/MapElement.msg").read_text() == MAP_ELEMENT_MSG
+    assert (ROOT / "msg/MapElementArray.msg").read_text() == MAP_ELEMENT_ARRAY_MSG
+
+
+def test_cmakelists_generates_messages_and_installs_python():
+    text = re.sub(r"#.*", "", (ROOT / "CMakeLists.txt").read_text())
+    assert re.search(
+        r'rosidl_generate_interfaces\(\$\{PROJECT_NAME\}\s+"msg/MapElement.msg"\s+'
+        r'"msg/MapElementArray.msg"',
+        text,
+    )
+    assert "ament_python_install_package(mapdistill_core)" in text
+    # ros2/rosidl_python#141: installing the package of the same name next to the messages fails.
+    assert "ament_python_install_package(${PROJECT_NAME})" not in text
+    assert "DESTINATION ${PYTHON_INSTALL_DIR}/${PROJECT_NAME}" in text
+    assert (ROOT / "mapdistill_ros/__init__.py").read_text() == ""
+
+
+def test_core_never_imports_ros():
+    pattern = re.compile(r"^\s*(import|from)\s+(rclpy|rosbags|rosidl\w*|mapdistill_ros)\b", re.MULTILINE)
+    offenders = [
+        str(p.relative_to(ROOT)) for p in (ROOT / "mapdistill_core").rglob("*.py") if pattern.search(p.read_text())
+    ]
+    assert offenders == []
