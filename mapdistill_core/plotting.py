@@ -9,12 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from mapdistill_core.data.sample import CAMERA_NAMES, Sample  # noqa: E402
 from mapdistill_core.map_elements import CLASS_COLORS, CLASS_NAMES, REGION, MapElement  # noqa: E402
+
+RIG_LAYOUT = (("CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT"), ("CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT"))
+"""How the six cameras are arranged in pictures: front row, back row, left to right."""
 
 
 def draw_bev(
@@ -23,8 +28,10 @@ def draw_bev(
     ground_truth: list[MapElement],
     score_threshold: float = 0.0,
     title: str | None = None,
+    gt_width: float = 5.0,
+    gt_alpha: float = 0.3,
 ) -> None:
-    """Draw ground truth (wide, pale) and predictions (thin, with points) on a BEV axis.
+    """Draw ground truth (by default wide and pale) and predictions (thin, with points) on a BEV axis.
 
     Points are plotted as (y, x) with the horizontal axis inverted, so the page shows the scene
     as seen from above with the car driving up.
@@ -32,7 +39,12 @@ def draw_bev(
     x_min, y_min, x_max, y_max = REGION
     for e in ground_truth:
         ax.plot(
-            e.points[:, 1], e.points[:, 0], color=CLASS_COLORS[e.class_name], lw=5, alpha=0.3, solid_capstyle="round"
+            e.points[:, 1],
+            e.points[:, 0],
+            color=CLASS_COLORS[e.class_name],
+            lw=gt_width,
+            alpha=gt_alpha,
+            solid_capstyle="round",
         )
     for e in predictions:
         if e.score >= score_threshold:
@@ -70,4 +82,34 @@ def save_bev_png(
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
+    plt.close(fig)
+
+
+def save_sample_png(path: str | Path, sample: Sample, title: str | None = None) -> None:
+    """One picture of a Sample: the six cameras in rig layout, and a BEV of the LiDAR (coloured by
+    intensity) under the ground-truth vectors."""
+    fig = plt.figure(figsize=(14, 4.6), dpi=110)
+    grid = fig.add_gridspec(2, 4, width_ratios=[1, 1, 1, 0.6], wspace=0.08, hspace=0.12)
+    for r, row in enumerate(RIG_LAYOUT):
+        for c, name in enumerate(row):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(sample.images[CAMERA_NAMES.index(name)])
+            ax.set_title(name, fontsize=7)
+            ax.axis("off")
+    ax = fig.add_subplot(grid[:, 3])
+    lidar = sample.lidar
+    x_min, y_min, x_max, y_max = REGION
+    inside = (lidar[:, 0] >= x_min) & (lidar[:, 0] <= x_max) & (lidar[:, 1] >= y_min) & (lidar[:, 1] <= y_max)
+    order = np.argsort(lidar[inside, 3])
+    points = lidar[inside][order]
+    ax.scatter(points[:, 1], points[:, 0], c=points[:, 3], s=0.3, cmap="viridis", vmin=0, vmax=255, linewidths=0)
+    draw_bev(ax, [], sample.map_elements(), gt_width=1.2, gt_alpha=0.9)
+    ax.set_title("LiDAR (intensity) + ground truth", fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.xaxis.label.set_size(7)
+    ax.yaxis.label.set_size(7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)

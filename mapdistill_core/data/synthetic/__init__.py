@@ -1,0 +1,1 @@
+"""A procedural driving world: roads, terrain, vehicles, six cameras, a LiDAR and vector ground truth."""

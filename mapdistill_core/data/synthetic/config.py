@@ -1,0 +1,83 @@
+"""Configuration of the synthetic world (config/synthetic.yaml) and its split seed ranges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SPLIT_SEED_BASE = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+"""Scene i of a split has seed SPLIT_SEED_BASE[split] + i: the splits never share a scene."""
+
+MAX_SCENES_PER_SPLIT = 1_000_000
+
+
+def scene_seed(split: str, index: int) -> int:
+    """The seed of scene ``index`` of ``split``; raises ValueError outside the split's range."""
+    if split not in SPLIT_SEED_BASE:
+        raise ValueError(f"unknown split '{split}' (known: {', '.join(SPLIT_SEED_BASE)})")
+    if not 0 <= index < MAX_SCENES_PER_SPLIT:
+        raise ValueError(f"scene index {index} is outside 0..{MAX_SCENES_PER_SPLIT - 1}")
+    return SPLIT_SEED_BASE[split] + index
+
+
+def scene_name(split: str, index: int) -> str:
+    """The name of scene ``index`` of ``split`` (also its folder name on disk)."""
+    return f"synthetic-{split}-{index:05d}"
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """The synthetic world. Every field can be set in config/synthetic.yaml.
+
+    Attributes:
+        image_height, image_width: camera resolution (pixels).
+        samples_per_scene: samples in one scene (nuScenes: about 40).
+        sample_rate_hz: samples per second (nuScenes key frames: 2).
+        scenes: default number of scenes per split.
+        conditions: relative frequency of day / dusk / night scenes.
+        terrain_relief: amplitude scale of the terrain swells (0: planar grades only).
+        hilly_fraction: share of scenes with the full relief (the others get a tenth).
+        grid_size: the road grid has grid_size x grid_size intersections.
+        crossing_probability: chance of a zebra crossing at each intersection approach.
+        vehicle_density: scale of parked and moving vehicle counts.
+        curb_height_range: curb heights (m) are drawn from this range per scene.
+        lidar_beams, lidar_azimuth_steps: LiDAR scan pattern.
+        lidar_elevation_deg: lowest and highest beam elevation (deg).
+        lidar_range_m: maximum range; lidar_range_noise_m: range noise sigma;
+        lidar_dropout: share of returns lost at random.
+        raster_resolution_m, raster_half_size_m: ground material raster around the ego.
+    """
+
+    image_height: int = 128
+    image_width: int = 352
+    samples_per_scene: int = 40
+    sample_rate_hz: float = 2.0
+    scenes: dict[str, int] = field(default_factory=lambda: {"train": 120, "val": 12, "test": 12})
+    conditions: dict[str, float] = field(default_factory=lambda: {"day": 0.5, "dusk": 0.2, "night": 0.3})
+    terrain_relief: float = 1.0
+    hilly_fraction: float = 0.7
+    grid_size: int = 4
+    crossing_probability: float = 0.7
+    vehicle_density: float = 1.0
+    curb_height_range: tuple[float, float] = (0.10, 0.20)
+    lidar_beams: int = 32
+    lidar_azimuth_steps: int = 720
+    lidar_elevation_deg: tuple[float, float] = (-30.0, 10.0)
+    lidar_range_m: float = 70.0
+    lidar_range_noise_m: float = 0.02
+    lidar_dropout: float = 0.05
+    raster_resolution_m: float = 0.08
+    raster_half_size_m: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.image_height < 16 or self.image_width < 16:
+            raise ValueError("image_height and image_width must be at least 16")
+        if self.samples_per_scene < 1 or self.sample_rate_hz <= 0:
+            raise ValueError("samples_per_scene must be >= 1 and sample_rate_hz > 0")
+        unknown = set(self.conditions) - {"day", "dusk", "night"}
+        if unknown or not self.conditions or min(self.conditions.values()) < 0 or sum(self.conditions.values()) <= 0:
+            raise ValueError("conditions must weight some of day, dusk, night with non-negative numbers")
+        unknown_splits = set(self.scenes) - set(SPLIT_SEED_BASE)
+        if unknown_splits:
+            raise ValueError(f"scenes: unknown split '{sorted(unknown_splits)[0]}'")
+        if self.grid_size < 3:
+            raise ValueError("grid_size must be at least 3")
