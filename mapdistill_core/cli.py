@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
+from mapdistill_core.checkpoint import CheckpointError
 from mapdistill_core.config import ConfigError, load_config
 from mapdistill_core.data.sample import SampleFileError, load_sample
 from mapdistill_core.data.synthetic.config import SyntheticConfig
@@ -92,6 +94,42 @@ def cmd_show_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from mapdistill_core.training.config import ExperimentConfig
+    from mapdistill_core.training.trainer import Trainer
+
+    config = load_config(ExperimentConfig, args.config)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    Trainer(config, out, args.device, max_steps=args.max_steps).run(resume=args.resume)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mapdistill_core.checkpoint import load_model
+    from mapdistill_core.inference import resolve_device
+    from mapdistill_core.training.config import DataConfig, ExperimentConfig
+    from mapdistill_core.training.datasets import build_dataset
+    from mapdistill_core.training.evaluation import predict_dataset
+
+    device = resolve_device(args.device)
+    model, _ = load_model(args.weights, device)
+    data = load_config(ExperimentConfig, args.config).data if args.config else DataConfig()
+    dataset = build_dataset(data, args.split)
+    predictions, ground_truth = predict_dataset(model, dataset, device, limit=args.limit)
+    result = evaluate_vectors(predictions, ground_truth)
+    print(format_table(result))
+    out = Path(args.out)
+    document = result.to_dict()
+    document["meta"] = provenance(weights=str(args.weights), split=args.split, samples=len(ground_truth))
+    write_json(out / "metrics.json", document)
+    tokens = list(ground_truth)
+    for token in tokens[:: max(1, len(tokens) // args.pictures)][: args.pictures]:
+        save_bev_png(out / f"{token}.png", predictions[token], ground_truth[token], args.score_threshold, token)
+    print(f"wrote {out / 'metrics.json'} and {min(args.pictures, len(tokens))} BEV pictures")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mapdistill",
@@ -160,6 +198,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="read this .npz sample instead of rendering one")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_show_sample)
+
+    p = sub.add_parser(
+        "train",
+        help="train a teacher or a student",
+        description="Train the model of an experiment config (sections model, data, train). Missing synthetic "
+        "data is generated first. Writes config.yaml, log.jsonl, state.safetensors (resumable), best.safetensors "
+        "and last.safetensors into --out. Runs on several GPUs or processes under torchrun "
+        "(e.g. torchrun --nproc_per_node 2 -m mapdistill_core.cli train ...).",
+    )
+    p.add_argument("--config", required=True, help="experiment config, e.g. config/synthetic_student.yaml")
+    p.add_argument("--out", help="output folder (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from --out's state.safetensors")
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1 ...")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps in total (0: all epochs)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="Chamfer AP of trained weights on a split, with BEV pictures",
+        description="Run weights over the val or test split and score them (MapTR protocol). Writes "
+        "OUT/metrics.json and a few BEV pictures of predictions over ground truth.",
+    )
+    p.add_argument("--weights", required=True, help="a .safetensors checkpoint written by train")
+    p.add_argument("--split", default="val", choices=["val", "test"], help="split (default: val)")
+    p.add_argument("--config", help="experiment config whose data section to use (default: synthetic defaults)")
+    p.add_argument("--out", default="runs/evaluate", help="output folder (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda ...")
+    p.add_argument("--limit", type=int, default=0, help="evaluate the first N samples only (0: all)")
+    p.add_argument("--pictures", type=int, default=4, help="BEV pictures to write (default: 4)")
+    p.add_argument("--score-threshold", type=float, default=0.3, help="pictures: draw scores >= this")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 
@@ -168,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
     try:
         return args.func(args)
-    except (MapFileError, ConfigError, SampleFileError) as e:
+    except (MapFileError, ConfigError, SampleFileError, CheckpointError) as e:
         print(f"mapdistill {args.command}: error: {e}", file=sys.stderr)
         return 2
 

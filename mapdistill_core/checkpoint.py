@@ -1,0 +1,106 @@
+"""Model weights as safetensors, with the model config and class names in the metadata.
+
+Nothing is ever unpickled: a checkpoint is tensors plus JSON strings. Writes are atomic
+(temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from mapdistill_core.config import ConfigError, config_from_dict, config_to_dict
+from mapdistill_core.map_elements import CLASS_NAMES
+from mapdistill_core.models.config import ModelConfig
+from mapdistill_core.models.model import MapModel, build_model
+
+FORMAT = "mapdistill.model/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is unreadable, not ours, or does not fit its model config."""
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
+    """save_file to a temporary file next to ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_model(path: str | Path, model: MapModel, extra: dict | None = None) -> None:
+    """Write a model's weights with its config, the class names and ``extra`` (JSON) as metadata."""
+    metadata = {
+        "format": FORMAT,
+        "model_config": json.dumps(config_to_dict(model.config)),
+        "class_names": json.dumps(list(CLASS_NAMES)),
+        "extra": json.dumps(extra or {}),
+    }
+    atomic_save(model.state_dict(), path, metadata)
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors and the metadata of a safetensors file, with a clear error for anything else."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({e}); pickled checkpoints are refused"
+        ) from None
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MapModel, dict]:
+    """Build the model a checkpoint describes and load its weights.
+
+    Returns the model (eval mode, on ``device``) and the checkpoint's ``extra`` metadata.
+    """
+    tensors, metadata = read_safetensors(path)
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: metadata 'format' is {metadata.get('format')!r}, expected '{FORMAT}'")
+    names = json.loads(metadata.get("class_names", "[]"))
+    if names != list(CLASS_NAMES):
+        raise CheckpointError(f"{path}: trained for classes {names}, this code predicts {list(CLASS_NAMES)}")
+    try:
+        config = config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
+    except (KeyError, json.JSONDecodeError, ConfigError) as e:
+        raise CheckpointError(f"{path}: bad 'model_config' metadata ({e})") from None
+    model = build_model(config)
+    load_weights(model, tensors, str(path))
+    return model.to(device).eval(), json.loads(metadata.get("extra", "{}"))
+
+
+def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Load a state dict, failing with the first few missing, unexpected or misshapen keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    misshapen = [
+        f"{k}: file {list(tensors[k].shape)} vs config {list(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
+    if missing or unexpected or misshapen:
+        problems = [f"missing {k}" for k in missing[:3]] + [f"unexpected {k}" for k in unexpected[:3]]
+        problems += misshapen[:3]
+        raise CheckpointError(
+            f"{source}: weights do not fit the model config ({len(missing)} missing, {len(unexpected)} unexpected, "
+            f"{len(misshapen)} of another shape): " + "; ".join(problems)
+        )
+    model.load_state_dict(tensors)

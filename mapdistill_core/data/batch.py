@@ -1,0 +1,121 @@
+"""Samples -> model input tensors (and training targets).
+
+Batch dict:
+    images: float32 [B, N, 3, H, W], normalized with the ImageNet mean and std
+    intrinsics: float32 [B, N, 3, 3] for the resized images
+    cam_to_ego: float32 [B, N, 4, 4]
+    camera_mask: bool [B, N], False for a missing camera (its image is zeros)
+    lidar: float32 [M, 5] (batch index, x, y, z, intensity) in base_link
+    targets (with targets only): list of B dicts
+        labels: int64 [G]; points: float32 [G, Np, 2] normalized;
+        permutations: float32 [G, P, Np, 2] every equivalent ordering (padded);
+        permutation_mask: bool [G, P]
+    segmentation (with targets only): float32 [B, K, X, Y] rasterized ground truth
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from mapdistill_core.data.sample import Sample
+from mapdistill_core.map_elements import CLASS_NAMES, is_closed
+from mapdistill_core.models.bev_grid import BEVGrid
+from mapdistill_core.polyline import polyline_permutations, resample_polylines
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def prepare_images(images: np.ndarray, intrinsics: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resize uint8 [N, h, w, 3] images to ``size`` (H, W) and scale the intrinsics to match.
+
+    Returns float32 [N, 3, H, W] normalized images and float32 [N, 3, 3] intrinsics.
+    """
+    n, h, w, _ = images.shape
+    height, width = size
+    if (h, w) != (height, width):
+        images = np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images])
+    scale = np.diag([width / w, height / h, 1.0]).astype(np.float32)
+    out = (images.astype(np.float32) / 255.0 - MEAN) / STD
+    return out.transpose(0, 3, 1, 2), scale @ intrinsics.astype(np.float32)
+
+
+def element_targets(vectors: list[tuple[int, np.ndarray]], grid: BEVGrid, num_points: int) -> dict:
+    """Training targets of one sample: labels, normalized points and their permutation sets."""
+    max_perms = 2 * (num_points - 1)
+    labels, points = [], []
+    perms = np.zeros((len(vectors), max_perms, num_points, 2), dtype=np.float32)
+    mask = np.zeros((len(vectors), max_perms), dtype=bool)
+    for g, (class_id, pts) in enumerate(vectors):
+        resampled = resample_polylines(pts.astype(np.float64), num_points)
+        if is_closed(pts):
+            resampled[-1] = resampled[0]
+        normalized = grid.normalize(torch.from_numpy(resampled)).numpy().clip(0, 1)
+        p = polyline_permutations(normalized)
+        perms[g, : len(p)] = p
+        mask[g, : len(p)] = True
+        labels.append(class_id)
+        points.append(normalized)
+    return {
+        "labels": torch.tensor(labels, dtype=torch.long),
+        "points": torch.from_numpy(np.asarray(points, dtype=np.float32).reshape(-1, num_points, 2)),
+        "permutations": torch.from_numpy(perms),
+        "permutation_mask": torch.from_numpy(mask),
+    }
+
+
+def rasterize(vectors: list[tuple[int, np.ndarray]], grid: BEVGrid) -> np.ndarray:
+    """Ground truth drawn as 1-cell-wide lines per class: float32 [K, X, Y]."""
+    raster = np.zeros((len(CLASS_NAMES), *grid.size), dtype=np.uint8)
+    dx, dy = grid.cell
+    for class_id, pts in vectors:
+        cols = (pts[:, 1] - grid.region[1]) / dy - 0.5
+        rows = (pts[:, 0] - grid.region[0]) / dx - 0.5
+        pixels = np.round(np.stack([cols, rows], axis=1) * 16).astype(np.int32)
+        cv2.polylines(raster[class_id], [pixels], False, 1, thickness=1, lineType=cv2.LINE_8, shift=4)
+    return raster.astype(np.float32)
+
+
+def collate(
+    samples: list[Sample],
+    image_size: tuple[int, int],
+    grid: BEVGrid,
+    num_points: int,
+    with_targets: bool = True,
+    camera_mask: np.ndarray | None = None,
+) -> dict:
+    """Stack Samples into a batch (see the module docstring).
+
+    Args:
+        camera_mask: bool [B, N] cameras present (default: all).
+    """
+    images, intrinsics = zip(*(prepare_images(s.images, s.intrinsics, image_size) for s in samples), strict=True)
+    mask = np.ones((len(samples), len(samples[0].images)), dtype=bool) if camera_mask is None else camera_mask
+    images = np.stack(images) * mask[:, :, None, None, None]
+    lidar = [np.c_[np.full((len(s.lidar), 1), b, np.float32), s.lidar] for b, s in enumerate(samples)]
+    batch = {
+        "images": torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)),
+        "intrinsics": torch.from_numpy(np.stack(intrinsics)),
+        "cam_to_ego": torch.from_numpy(np.stack([s.cam_to_ego for s in samples]).astype(np.float32)),
+        "camera_mask": torch.from_numpy(mask),
+        "lidar": torch.from_numpy(np.concatenate(lidar).astype(np.float32)),
+    }
+    if with_targets:
+        batch["targets"] = [element_targets(s.vectors, grid, num_points) for s in samples]
+        batch["segmentation"] = torch.from_numpy(np.stack([rasterize(s.vectors, grid) for s in samples]))
+    return batch
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Move every tensor of a batch (targets included) to ``device``."""
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            out[key] = value.to(device, non_blocking=True)
+        elif key == "targets":
+            out[key] = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in value]
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,1 @@
+"""Networks: image backbone and neck, BEV view transforms, LiDAR branch, fuser, map decoder."""

@@ -1,0 +1,1 @@
+"""Training: experiment configs, datasets for the loop, the loop itself, evaluation."""

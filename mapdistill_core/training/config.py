@@ -1,0 +1,73 @@
+"""Experiment configuration: config/<name>.yaml with sections model, data and train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mapdistill_core.models.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where samples come from.
+
+    Attributes:
+        dataset: "synthetic" (the procedural world) or "nuscenes".
+        world: synthetic world config file (synthetic only).
+        root: folder of generated samples; a missing split is generated there on first use.
+        train_scenes, val_scenes, test_scenes: scenes per split (synthetic; 0 = the world's default).
+        workers: DataLoader worker processes.
+        version, dataroot: nuScenes version and folder (nuscenes only).
+    """
+
+    dataset: str = "synthetic"
+    world: str = "config/synthetic.yaml"
+    root: str = "data/synthetic"
+    train_scenes: int = 0
+    val_scenes: int = 0
+    test_scenes: int = 0
+    workers: int = 0
+    version: str = "v1.0-trainval"
+    dataroot: str = "data/nuscenes"
+
+    def __post_init__(self) -> None:
+        if self.dataset not in ("synthetic", "nuscenes"):
+            raise ValueError(f"data.dataset must be 'synthetic' or 'nuscenes', got '{self.dataset}'")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization.
+
+    Attributes:
+        epochs, batch_size: per process (DDP multiplies the global batch by the world size).
+        lr, weight_decay: AdamW; backbone_lr_scale multiplies the image backbone's rate.
+        warmup_steps: linear warm-up, then cosine decay to min_lr_ratio * lr.
+        grad_clip: max gradient norm.
+        val_every: validate (mAP on the val split) every this many epochs; 0 never.
+        val_samples: validate on at most this many val samples (0: all).
+        checkpoint_every: save the training state every this many steps (and every epoch).
+        amp: mixed precision on CUDA (bfloat16 where supported).
+        seed: seeds weights and data order.
+    """
+
+    epochs: int = 24
+    batch_size: int = 4
+    lr: float = 6e-4
+    backbone_lr_scale: float = 0.1
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.001
+    grad_clip: float = 35.0
+    val_every: int = 1
+    val_samples: int = 0
+    checkpoint_every: int = 200
+    amp: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)

@@ -1,0 +1,40 @@
+"""Running a model over a dataset and scoring it with the MapTR-protocol Chamfer AP."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from mapdistill_core.data.batch import collate, to_device
+from mapdistill_core.inference import decode
+from mapdistill_core.map_elements import MapElement
+from mapdistill_core.metrics import EvalResult, evaluate_vectors
+from mapdistill_core.models.model import MapModel
+
+
+@torch.inference_mode()
+def predict_dataset(
+    model: MapModel, dataset: Dataset, device: torch.device, batch_size: int = 4, limit: int = 0, progress: bool = True
+) -> tuple[dict[str, list[MapElement]], dict[str, list[MapElement]]]:
+    """Predictions and ground truth (token -> elements) over the first ``limit`` samples (0: all)."""
+    was_training = model.training
+    model.eval()
+    count = len(dataset) if limit <= 0 else min(limit, len(dataset))
+    predictions, ground_truth = {}, {}
+    cfg = model.config
+    for start in tqdm(range(0, count, batch_size), desc="evaluate", unit="batch", disable=not progress, leave=False):
+        samples = [dataset[i] for i in range(start, min(start + batch_size, count))]
+        batch = to_device(collate(samples, cfg.image_size, model.grid, cfg.decoder.num_points, False), device)
+        outputs = model(batch)
+        for sample, elements in zip(samples, decode(outputs["logits"][-1], outputs["points"][-1], model), strict=True):
+            predictions[sample.token] = elements
+            ground_truth[sample.token] = sample.map_elements()
+    model.train(was_training)
+    return predictions, ground_truth
+
+
+def evaluate_model(model: MapModel, dataset: Dataset, device: torch.device, limit: int = 0) -> EvalResult:
+    """Chamfer AP of ``model`` on ``dataset``."""
+    predictions, ground_truth = predict_dataset(model, dataset, device, limit=limit)
+    return evaluate_vectors(predictions, ground_truth)
