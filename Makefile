@@ -27,6 +27,7 @@ test: lint
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/eval_speed.py
 	$(BIN)/python benchmarks/synthetic_speed.py
+	$(BIN)/python benchmarks/model_speed.py
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

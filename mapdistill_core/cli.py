@@ -100,8 +100,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = load_config(ExperimentConfig, args.config)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    Trainer(config, out, args.device, max_steps=args.max_steps).run(resume=args.resume)
-    print(f"wrote {out}")
+    trainer = Trainer(config, out, args.device, max_steps=args.max_steps)
+    trainer.run(resume=args.resume)
+    if trainer.main:
+        print(f"wrote {out}")
     return 0
 
 

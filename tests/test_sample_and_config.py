@@ -129,3 +129,12 @@ def test_generate_and_show_sample_commands(tmp_path, capsys):
     config.write_text("image_hieght: 32\n")
     assert main(["generate", "--config", str(config), "--split", "test", "--out", str(tmp_path / "x")]) == 2
     assert "unknown key 'image_hieght'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["synthetic_student", "synthetic_teacher", "nuscenes_student", "nuscenes_teacher"])
+def test_shipped_experiment_configs_load(name):
+    from mapdistill_core.training.config import ExperimentConfig
+
+    config = load_config(ExperimentConfig, f"config/{name}.yaml")
+    assert config.model.kind == name.split("_")[1]
+    assert (config.model.lidar is not None) == (config.model.kind == "teacher")

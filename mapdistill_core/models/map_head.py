@@ -107,11 +107,13 @@ class MapDecoder(nn.Module):
         logits, points, hidden = [], [], []
         for layer, classify, regress in zip(self.layers, self.classify, self.regress, strict=True):
             x = layer(x, reference.detach(), bev)
-            refined = (inverse_sigmoid(reference.detach()) + regress(x)).sigmoid()
+            # Layer 0 refines the learned initial reference (which it trains); later layers refine
+            # the previous layer's points without back-propagating into them, as in MapTR.
+            refined = (inverse_sigmoid(reference) + regress(x)).sigmoid()
             logits.append(classify(x.mean(dim=2)))
             points.append(refined)
             hidden.append(x)
-            reference = refined
+            reference = refined.detach()
         return {"logits": logits, "points": points, "hidden": hidden}
 
 

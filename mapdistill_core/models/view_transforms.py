@@ -101,38 +101,43 @@ class AttentionView(nn.Module):
     def forward(self, features, intrinsics, cam_to_ego, camera_mask) -> torch.Tensor:
         b, n, _, h, w = features.shape
         c = self.query.shape[0]
-        keys = self.key(features.flatten(0, 1)).unflatten(0, (b, n))
-        values = self.value(features.flatten(0, 1)).unflatten(0, (b, n))
+        keys_values = torch.cat([self.key(features.flatten(0, 1)), self.value(features.flatten(0, 1))], 1)
+        keys_values = keys_values.unflatten(0, (b, n))  # [B, N, 2C, h, w]
         query = self.query.flatten(1)  # [C, P]
         centers = self.grid.centers(features.device).reshape(-1, 2).to(features.dtype)  # [P, 2]
-        image_w, image_h = w * self.stride, h * self.stride
-        running_max = features.new_full((b, centers.shape[0]), -math.inf)
-        total = features.new_zeros(b, centers.shape[0])
-        acc = features.new_zeros(b, c, centers.shape[0])
+        num = centers.shape[0]
+        image_size = centers.new_tensor([w * self.stride, h * self.stride])
+        running_max = features.new_full((b, num), -math.inf)
+        total = features.new_zeros(b, num)
+        acc = features.new_zeros(b, c, num)
+        ego_to_cam = torch.linalg.inv(cam_to_ego)  # [B, N, 4, 4]
         for z in self.heights:
-            points = torch.cat([centers, centers.new_full((len(centers), 1), z), centers.new_ones(len(centers), 1)], 1)
-            for cam in range(n):
-                ego_to_cam = torch.linalg.inv(cam_to_ego[:, cam])  # [B, 4, 4]
-                pc = torch.einsum("bij,pj->bpi", ego_to_cam, points)[..., :3]  # [B, P, 3]
-                front = pc[..., 2] > 0.1
-                uv = torch.einsum("bij,bpj->bpi", intrinsics[:, cam], pc)
-                uv = uv[..., :2] / uv[..., 2:].clamp(min=0.1)  # [B, P, 2] pixels
-                samples = uv[:, :, None] + self.offsets.to(uv)  # [B, P, K, 2]
-                inside = (samples[..., 0] >= 0) & (samples[..., 0] < image_w)
-                inside &= (samples[..., 1] >= 0) & (samples[..., 1] < image_h)
-                valid = inside & front[..., None] & camera_mask[:, cam, None, None]  # [B, P, K]
-                grid = torch.stack([samples[..., 0] / image_w, samples[..., 1] / image_h], -1) * 2 - 1
-                k = F.grid_sample(keys[:, cam], grid, align_corners=False)  # [B, C, P, K]
-                v = F.grid_sample(values[:, cam], grid, align_corners=False)
-                logits = torch.einsum("cp,bcpk->bpk", query, k) / math.sqrt(c)
-                logits = logits.masked_fill(~valid, -math.inf)
-                new_max = torch.maximum(running_max, logits.amax(dim=2))
-                safe = torch.where(torch.isfinite(new_max), new_max, torch.zeros_like(new_max))
-                scale = torch.exp(running_max - safe)
-                weights = torch.exp(logits - safe[..., None])  # [B, P, K], 0 where invalid
-                total = total * scale + weights.sum(dim=2)
-                acc = acc * scale[:, None] + torch.einsum("bpk,bcpk->bcp", weights, v)
-                running_max = new_max
+            points = torch.cat([centers, centers.new_full((num, 1), z), centers.new_ones(num, 1)], 1)
+            cam_points = torch.einsum("bnij,pj->bnpi", ego_to_cam, points)[..., :3]  # [B, N, P, 3]
+            uv = torch.einsum("bnij,bnpj->bnpi", intrinsics, cam_points)
+            uv = uv[..., :2] / uv[..., 2:].clamp(min=0.1)  # [B, N, P, 2] pixels
+            margin = self.offsets.abs().max()
+            near_image = (uv >= -margin).all(-1) & (uv < image_size + margin).all(-1)
+            seen = near_image & (cam_points[..., 2] > 0.1) & camera_mask[:, :, None]  # [B, N, P]
+            for i in range(b):
+                for cam in range(n):
+                    idx = seen[i, cam].nonzero().squeeze(1)
+                    if len(idx) == 0:
+                        continue
+                    samples = uv[i, cam, idx, None] + self.offsets.to(uv)  # [P', K, 2]
+                    inside = ((samples >= 0) & (samples < image_size)).all(-1)
+                    grid = (samples / image_size * 2 - 1)[None]
+                    kv = F.grid_sample(keys_values[i, cam, None], grid, align_corners=False)[0]  # [2C, P', K]
+                    logits = torch.einsum("cp,cpk->pk", query[:, idx], kv[:c]) / math.sqrt(c)
+                    logits = logits.masked_fill(~inside, -math.inf)
+                    old_max = running_max[i, idx]
+                    new_max = torch.maximum(old_max, logits.amax(dim=1))
+                    safe = torch.where(torch.isfinite(new_max), new_max, torch.zeros_like(new_max))
+                    scale = torch.exp(old_max - safe)
+                    weights = torch.exp(logits - safe[:, None])  # [P', K], 0 outside the image
+                    total[i, idx] = total[i, idx] * scale + weights.sum(dim=1)
+                    acc[i, :, idx] = acc[i, :, idx] * scale + torch.einsum("pk,cpk->cp", weights, kv[c:])
+                    running_max[i, idx] = new_max
         attended = acc / total.clamp(min=1e-6)[:, None]
         bev = attended.view(b, c, *self.grid.size) + self.query[None]
         return self.out(bev)

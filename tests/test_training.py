@@ -1,0 +1,136 @@
+"""The training loop: resume, DDP under torchrun, checkpoints, the evaluate command."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mapdistill_core.checkpoint import CheckpointError, load_model, load_weights, save_model
+from mapdistill_core.cli import main
+from mapdistill_core.config import load_config
+from mapdistill_core.models.model import build_model
+from mapdistill_core.training.config import ExperimentConfig
+from mapdistill_core.training.trainer import Trainer
+from tests.model_fixtures import STUDENT, TEACHER, experiment_yaml
+
+
+def steps_logged(run):
+    return [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines() if '"loss"' in line]
+
+
+def test_resume_continues_from_the_saved_step(tmp_path):
+    config = load_config(ExperimentConfig, experiment_yaml(tmp_path))
+    straight = Trainer(config, tmp_path / "straight", "cpu", max_steps=5, progress=False).run()
+    Trainer(config, tmp_path / "cut", "cpu", max_steps=3, progress=False).run()
+    resumed = Trainer(config, tmp_path / "cut", "cpu", max_steps=5, progress=False)
+    resumed.run(resume=True)
+    assert steps_logged(tmp_path / "cut") == [1, 2, 3, 4, 5]
+    a, _ = load_model(straight / "last.safetensors")
+    b, _ = load_model(tmp_path / "cut" / "last.safetensors")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)
+    assert resumed.position["step"] == 5 and resumed.position["epoch"] == 1  # 4 steps per epoch
+
+
+def test_a_full_run_writes_weights_and_validates(tmp_path):
+    config = load_config(ExperimentConfig, experiment_yaml(tmp_path, epochs=1, val_every=1))
+    out = Trainer(config, tmp_path / "run", "cpu", progress=False).run()
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert "meta" in records[0] and records[0]["meta"]["git_revision"] is not None
+    (val,) = [r for r in records if "val" in r]
+    assert set(val["val"]) == {"mAP", "AP", "counts"}
+    model, extra = load_model(out / "best.safetensors")
+    assert model.config == config.model and extra["epoch"] == 1
+    assert (out / "config.yaml").exists() and (out / "last.safetensors").exists()
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        Trainer(config, tmp_path / "empty", "cpu", progress=False).run(resume=True)
+
+
+def test_two_process_gloo_ddp_keeps_replicas_identical(tmp_path):
+    config = experiment_yaml(tmp_path)
+    load_config(ExperimentConfig, config)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # Generate the data first so that both processes only train.
+    from mapdistill_core.training.datasets import build_dataset
+
+    build_dataset(load_config(ExperimentConfig, config).data, "train")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "mapdistill_core.cli",
+        "train",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--device",
+        "cpu",
+        "--max-steps",
+        "2",
+    ]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
+    records = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2]
+    assert records[0]["meta"]["world_size"] == 2
+    assert records[-1] == {"step": 2, "replicas_identical": True}
+
+
+def test_checkpoint_errors(tmp_path):
+    student = build_model(STUDENT)
+    save_model(tmp_path / "s.safetensors", student)
+    model, _ = load_model(tmp_path / "s.safetensors")
+    assert model.config == STUDENT
+    tensors = {k: v for k, v in student.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"weights do not fit the model config .*of another shape|missing"):
+        load_weights(build_model(TEACHER), tensors, "s.safetensors")
+    wider = dict(tensors)
+    wider["segmentation.weight"] = torch.zeros(3, 64, 1, 1)
+    with pytest.raises(CheckpointError, match=r"segmentation.weight: file \[3, 64, 1, 1\] vs config \[3, 32, 1, 1\]"):
+        load_weights(student, wider, "x")
+    (tmp_path / "p.safetensors").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    with pytest.raises(CheckpointError, match="pickled checkpoints are refused"):
+        load_model(tmp_path / "p.safetensors")
+    data = (tmp_path / "s.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cut.safetensors: not a readable safetensors file"):
+        load_model(tmp_path / "cut.safetensors")
+
+
+def test_evaluate_command(tmp_path, capsys):
+    config = experiment_yaml(tmp_path)
+    model = build_model(load_config(ExperimentConfig, config).model)
+    save_model(tmp_path / "w.safetensors", model)
+    assert (
+        main(
+            [
+                "evaluate",
+                "--weights",
+                str(tmp_path / "w.safetensors"),
+                "--config",
+                str(config),
+                "--split",
+                "val",
+                "--out",
+                str(tmp_path / "eval"),
+                "--device",
+                "cpu",
+                "--pictures",
+                "2",
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["meta"]["split"] == "val" and metrics["meta"]["samples"] == 4
+    assert len(list((tmp_path / "eval").glob("*.png"))) == 2
+    assert "Chamfer AP" in capsys.readouterr().out
+    assert main(["evaluate", "--weights", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path)]) == 2
