@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.models.config import ModelConfig
 
 
@@ -68,6 +69,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """model, data and train; with a ``distill`` section the model (a student) learns from a teacher."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.distill is not None and self.model.kind != "student":
+            raise ValueError("a distill section needs a student model")

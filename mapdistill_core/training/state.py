@@ -12,9 +12,19 @@ from mapdistill_core.checkpoint import CheckpointError, atomic_save, load_weight
 STATE_FORMAT = "mapdistill.train-state/1"
 
 
-def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, position: dict) -> None:
-    """Write everything needed to continue training from ``position`` (step, epoch, ...)."""
+def save_state(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    position: dict,
+    loss_module: torch.nn.Module | None = None,
+) -> None:
+    """Write everything needed to continue training from ``position`` (step, epoch, ...), including
+    the trainable state of the loss (distillation adapters)."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if loss_module is not None:
+        tensors.update({f"loss.{k}": v for k, v in loss_module.state_dict().items()})
     optim = optimizer.state_dict()
     for index, state in optim["state"].items():
         for key, value in state.items():
@@ -29,12 +39,20 @@ def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimi
     atomic_save(tensors, path, metadata)
 
 
-def load_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler) -> dict:
+def load_state(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    loss_module: torch.nn.Module | None = None,
+) -> dict:
     """Restore a state written by ``save_state``; returns its position."""
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not a training state (format {metadata.get('format')!r})")
     load_weights(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, str(path))
+    if loss_module is not None:
+        load_weights(loss_module, {k[5:]: v for k, v in tensors.items() if k.startswith("loss.")}, str(path))
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

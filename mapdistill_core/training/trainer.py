@@ -30,6 +30,7 @@ from tqdm import tqdm
 from mapdistill_core.checkpoint import save_model
 from mapdistill_core.config import config_to_dict
 from mapdistill_core.data.batch import collate, to_device
+from mapdistill_core.distill.distiller import Distiller
 from mapdistill_core.inference import resolve_device
 from mapdistill_core.models.criterion import MapCriterion
 from mapdistill_core.models.model import MapModel, build_model
@@ -143,15 +144,21 @@ class Trainer:
             lr=t.lr,
             weight_decay=t.weight_decay,
         )
+        self.net = DistributedDataParallel(self.model) if self.world > 1 else self.model
+        self.amp_dtype = None
+        if t.amp and self.device.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if loss_fn is None and config.distill is not None:
+            loss_fn = Distiller(config.distill, config.model, self.device, self.amp_dtype)
+        self.loss_fn = loss_fn or map_loss(MapCriterion(config.model.loss))
+        self.loss_module = self.loss_fn if isinstance(self.loss_fn, torch.nn.Module) else None
+        self.loss_params = list(self.loss_module.parameters()) if self.loss_module is not None else []
+        if self.loss_params:
+            self.optimizer.add_param_group({"params": self.loss_params, "lr": t.lr})
         total = t.epochs * self.steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, partial(lr_lambda, warmup=t.warmup_steps, total=total, min_ratio=t.min_lr_ratio)
         )
-        self.net = DistributedDataParallel(self.model) if self.world > 1 else self.model
-        self.loss_fn = loss_fn or map_loss(MapCriterion(config.model.loss))
-        self.amp_dtype = None
-        if t.amp and self.device.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.position = {"step": 0, "epoch": 0, "batch": 0, "best_map": -1.0}
 
@@ -166,13 +173,20 @@ class Trainer:
 
     def save(self) -> None:
         if self.main:
-            save_state(self.out / "state.safetensors", self.model, self.optimizer, self.scheduler, self.position)
+            save_state(
+                self.out / "state.safetensors",
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                self.position,
+                self.loss_module,
+            )
 
     def resume(self) -> None:
         path = self.out / "state.safetensors"
         if not path.exists():
             raise FileNotFoundError(f"{path}: nothing to resume (no training state in {self.out})")
-        self.position = load_state(path, self.model, self.optimizer, self.scheduler)
+        self.position = load_state(path, self.model, self.optimizer, self.scheduler, self.loss_module)
 
     def step(self, batch: dict) -> dict:
         batch = to_device(batch, self.device)
@@ -181,8 +195,15 @@ class Trainer:
         loss, parts = self.loss_fn(outputs, batch, self.model)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.world > 1:
+            for p in self.loss_params:  # DDP averages the model's gradients; the adapters' are ours
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= self.world
         self.scaler.unscale_(self.optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [*self.model.parameters(), *self.loss_params], self.config.train.grad_clip
+        )
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()

@@ -1,0 +1,1 @@
+"""MapDistill's distillation: cross-modal relation, dual-level feature and map-head losses."""

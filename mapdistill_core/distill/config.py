@@ -1,0 +1,34 @@
+"""The ``distill:`` section of an experiment config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """L = L_map + relation * L_relation + feature * L_feature + head * L_head.
+
+    Attributes:
+        teacher: weights (.safetensors) of a trained teacher; frozen during distillation.
+        relation: lambda_1, cross-modal relation distillation (0 turns it off).
+        feature: lambda_2, dual-level feature distillation: fused BEV (low) + decoder hidden
+            states (high), MSE through 1x1 adapters where channels differ.
+        head: lambda_3, map-head distillation: class KL at ``temperature`` + ``head_points`` x
+            point L1, on student queries matched to teacher queries.
+        relation_patch: BEV cells per patch side for the relation maps.
+    """
+
+    teacher: str
+    relation: float = 1.0
+    feature: float = 1.0
+    head: float = 1.0
+    relation_patch: int = 4
+    temperature: float = 2.0
+    head_points: float = 5.0
+
+    def __post_init__(self) -> None:
+        if min(self.relation, self.feature, self.head) < 0:
+            raise ValueError("distillation weights must be >= 0")
+        if self.relation_patch < 1 or self.temperature <= 0:
+            raise ValueError("relation_patch must be >= 1 and temperature > 0")
