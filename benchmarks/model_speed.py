@@ -12,8 +12,6 @@ synchronization on a GPU).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -24,33 +22,13 @@ from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_core.inference import resolve_device
 from mapdistill_core.models.model import build_model
+from mapdistill_core.profiling import forward_latency_ms
 from mapdistill_core.training.config import ExperimentConfig
 
 PAIRS = {
     "synthetic": ("config/synthetic_student.yaml", "config/synthetic_teacher.yaml"),
     "nuscenes": ("config/nuscenes_student.yaml", "config/nuscenes_teacher.yaml"),
 }
-
-
-def latency(model, batch, device, warmup: int, iters: int) -> float:
-    """Median forward time in milliseconds."""
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + iters):
-            if device.type == "cuda":
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                model(batch)
-                end.record()
-                torch.cuda.synchronize()
-                elapsed = start.elapsed_time(end)
-            else:
-                tick = time.perf_counter()
-                model(batch)
-                elapsed = 1000 * (time.perf_counter() - tick)
-            if i >= warmup:
-                times.append(elapsed)
-    return statistics.median(times)
 
 
 def measure(config_path: str, sample, device, warmup: int, iters: int) -> dict:
@@ -64,7 +42,7 @@ def measure(config_path: str, sample, device, warmup: int, iters: int) -> dict:
         "config": config_path,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "gflops": counter.get_total_flops() / 1e9,
-        "latency_ms": latency(model, batch, device, warmup, iters),
+        "latency_ms": forward_latency_ms(model, batch, device, warmup, iters),
     }
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from mapdistill_core.checkpoint import save_model
+from mapdistill_core.checkpoint import load_model, save_model
 from mapdistill_core.config import ConfigError, load_config
 from mapdistill_core.data.batch import collate
 from mapdistill_core.distill.config import DistillConfig
@@ -123,3 +123,41 @@ def test_trainer_distils_and_resumes_with_the_adapters(tmp_path, teacher_file):
     steps = [r for r in records if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3]
     assert {"relation", "feature_low", "feature_high", "head_cls", "head_points", "map_total"} <= set(steps[-1]["loss"])
+
+
+def test_experiment_trains_selects_on_val_and_reports_on_test(tmp_path):
+    student = experiment_yaml(tmp_path, epochs=1, val_every=1)
+    text = student.read_text()
+    (tmp_path / "teacher.yaml").write_text(
+        text.replace("kind: student", "kind: teacher\n  view_transform: lss\n  lidar: {channels: 16}")
+    )
+    (tmp_path / "plan.yaml").write_text(
+        f"teacher: {tmp_path / 'teacher.yaml'}\nstudent: {student}\nseeds: [0]\nablation_seeds: [0]\n"
+        f"out: {tmp_path / 'runs'}\nresults: {tmp_path / 'kd.json'}\ntable: {tmp_path / 'kd.md'}\n"
+        f"checkpoints: {tmp_path / 'ckpt'}\ndevice: cpu\n"
+    )
+    from mapdistill_core.cli import main
+
+    assert main(["experiment", "--config", str(tmp_path / "plan.yaml")]) == 0
+    document = json.loads((tmp_path / "kd.json").read_text())
+    kinds = [r["kind"] for r in document["runs"].values()]
+    assert kinds == [
+        "teacher",
+        "student",
+        "distilled",
+        "relation",
+        "feature",
+        "head",
+        "relation+feature",
+        "relation+head",
+        "feature+head",
+    ]
+    assert document["meta"]["split"] == "test" and document["meta"]["git_revision"]
+    for run in document["runs"].values():
+        assert set(run["test"]) == {"mAP", "AP", "counts"} and run["latency_ms"] > 0
+    assert "gap_recovered" in document["summary"]
+    table = (tmp_path / "kd.md").read_text()
+    assert table.count("\n|") >= 10 and "divider @0.5" in table
+    assert (tmp_path / "ckpt" / "synthetic_student.safetensors").exists()
+    model, _ = load_model(tmp_path / "ckpt" / "synthetic_teacher.safetensors")
+    assert model.config.kind == "teacher"
