@@ -216,3 +216,24 @@ def test_ego_drives_along_the_route_at_two_hertz():
     assert b.timestamp_ns - a.timestamp_ns == 500_000_000
     step = np.linalg.norm(b.ego_to_world[:2, 3] - a.ego_to_world[:2, 3])
     assert step == pytest.approx(s.scene.speed * 0.5, rel=0.05)
+
+
+def test_lidar_sweeps_are_merged_into_the_sample_frame():
+    """Earlier sweeps land on the same ground as the sample's own, in the sample's base_link."""
+    base = CONFIGS[SMALL]
+    swept = SyntheticConfig(**{**base.__dict__, "lidar_sweeps": 4})
+    s1, s4 = SyntheticScene(base, "test", 1).sample(3), SyntheticScene(swept, "test", 1).sample(3)
+    np.testing.assert_array_equal(s1.images, s4.images)
+    assert 3.5 * len(s1.lidar) < len(s4.lidar) < 4.5 * len(s1.lidar)
+    s = scene("test", 1, SMALL)
+    world = _lidar_world(s4)
+    residual = world[:, 2] - s.scene.terrain.height(world[:, 0], world[:, 1])
+    on_road = shapely.contains_xy(s.scene.network.surface, world[:, 0], world[:, 1]) & (np.abs(residual) < 0.5)
+    assert abs(np.median(residual[on_road])) < 0.03
+
+    # Taken from where the ego was earlier, the older sweeps fill the gaps between the rings.
+    def covered_cells(cloud):
+        inside = (np.abs(cloud[:, 0]) < 30) & (np.abs(cloud[:, 1]) < 15)
+        return len(np.unique(np.floor(cloud[inside, :2] / 0.5), axis=0))
+
+    assert covered_cells(s4.lidar) > 1.3 * covered_cells(s1.lidar)

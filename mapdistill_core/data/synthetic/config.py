@@ -44,6 +44,9 @@ class SyntheticConfig:
         lidar_elevation_deg: lowest and highest beam elevation (deg).
         lidar_range_m: maximum range; lidar_range_noise_m: range noise sigma;
         lidar_dropout: share of returns lost at random.
+        lidar_sweeps: sweeps merged into each sample's point cloud, the sample's own and the ones
+            before it at lidar_sweep_rate_hz (nuScenes models use 10 sweeps at 20 Hz), each moved
+            into the sample's base_link.
         raster_resolution_m, raster_half_size_m: ground material raster around the ego.
     """
 
@@ -65,6 +68,8 @@ class SyntheticConfig:
     lidar_range_m: float = 70.0
     lidar_range_noise_m: float = 0.02
     lidar_dropout: float = 0.05
+    lidar_sweeps: int = 1
+    lidar_sweep_rate_hz: float = 20.0
     raster_resolution_m: float = 0.08
     raster_half_size_m: float = 60.0
 
@@ -81,3 +86,5 @@ class SyntheticConfig:
             raise ValueError(f"scenes: unknown split '{sorted(unknown_splits)[0]}'")
         if self.grid_size < 3:
             raise ValueError("grid_size must be at least 3")
+        if self.lidar_sweeps < 1 or self.lidar_sweep_rate_hz <= 0:
+            raise ValueError("lidar_sweeps must be >= 1 and lidar_sweep_rate_hz > 0")

@@ -34,10 +34,10 @@ class Vehicle:
     color: np.ndarray
 
     def pose(self, time_s: float) -> tuple[np.ndarray, float] | None:
-        """(centre xy [2], yaw) at ``time_s``, or None once it has driven off its path."""
+        """(centre xy [2], yaw) at ``time_s``, or None while it is off its path."""
         line = shapely.LineString(self.path)
         s = self.start + self.speed * time_s
-        if s > line.length - 1.0:
+        if s < 0.0 or s > line.length - 1.0:
             return None
         p = np.asarray(line.interpolate(s).coords[0])
         q = np.asarray(line.interpolate(s + 1.0).coords[0])
@@ -78,7 +78,7 @@ class Scene:
         s = self.route_start + self.speed * time_s
         p = np.asarray(line.interpolate(s).coords[0])
         q = np.asarray(line.interpolate(s + 1.0).coords[0])
-        o = np.asarray(line.interpolate(s - 1.0).coords[0])
+        o = np.asarray(line.interpolate(max(s - 1.0, 0.0)).coords[0])
         forward2 = (q - o) / np.linalg.norm(q - o)
         left2 = np.array([-forward2[1], forward2[0]])
         gx, gy = self.terrain.gradient(p[0], p[1])

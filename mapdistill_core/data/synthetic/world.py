@@ -87,13 +87,13 @@ class SyntheticScene:
         rng = np.random.default_rng([self.seed, i])
         pose = self.scene.ego_pose(self.time(i))
         raster = draw_raster(self.scene, pose[:2, 3], self.config.raster_half_size_m, self.config.raster_resolution_m)
-        boxes, info = self._vehicles(i, pose)
+        boxes, info = self._vehicles(self.time(i), pose)
         images = np.stack([self._render_camera(c, pose, raster, boxes, info, rng) for c in range(6)])
         return Sample(
             images=images,
             intrinsics=self.rig.intrinsics.copy(),
             cam_to_ego=self.rig.cam_to_ego.copy(),
-            lidar=self._scan_lidar(pose, raster, boxes, rng),
+            lidar=self._lidar_sweeps(i, pose, raster, boxes, rng),
             ego_to_world=pose,
             vectors=self.ground_truth(pose),
             timestamp_ns=EPOCH_NS + self.seed * 100 * 10**9 + round(self.time(i) * 1e9),
@@ -101,10 +101,10 @@ class SyntheticScene:
             token=f"{self.name}-{i:03d}",
         )
 
-    def _vehicles(self, i: int, pose: np.ndarray) -> tuple[list[Box], np.ndarray]:
+    def _vehicles(self, time_s: float, pose: np.ndarray) -> tuple[list[Box], np.ndarray]:
         boxes, info = [], []
         for v in self.scene.vehicles:
-            state = v.pose(self.time(i))
+            state = v.pose(time_s)
             if state is None or np.linalg.norm(state[0] - pose[:2, 3]) > self.config.lidar_range_m + 10:
                 continue
             z = float(self.scene.terrain.height(state[0][0], state[0][1]))
@@ -188,6 +188,19 @@ class SyntheticScene:
         )
         image = expose(radiance, self.condition, rng)
         return image.reshape(self.rig.height, self.rig.width, 3)
+
+    def _lidar_sweeps(self, i: int, pose: np.ndarray, raster: MaterialRaster, boxes: list[Box], rng) -> np.ndarray:
+        """The sample's sweep and the earlier ones, each scanned from where the ego was then and
+        moved into this sample's base_link: float32 [P, 4]."""
+        clouds = [self._scan_lidar(pose, raster, boxes, rng)]
+        world_to_ego = np.linalg.inv(pose)
+        for k in range(1, self.config.lidar_sweeps):
+            time_s = self.time(i) - k / self.config.lidar_sweep_rate_hz
+            past = self.scene.ego_pose(time_s)
+            cloud = self._scan_lidar(past, raster, self._vehicles(time_s, past)[0], rng)
+            moved = np.c_[cloud[:, :3], np.ones(len(cloud))] @ (world_to_ego @ past).T
+            clouds.append(np.c_[moved[:, :3], cloud[:, 3]].astype(np.float32))
+        return np.concatenate(clouds)
 
     def _scan_lidar(self, pose: np.ndarray, raster: MaterialRaster, boxes: list[Box], rng) -> np.ndarray:
         c = self.config
