@@ -131,7 +131,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model, _ = load_model(args.weights, device)
-    data = load_config(ExperimentConfig, args.config).data if args.config else DataConfig()
+    run_config = Path(args.weights).parent / "config.yaml"
+    config = args.config or (run_config if run_config.exists() else None)
+    data = load_config(ExperimentConfig, config).data if config else DataConfig()
     dataset = build_dataset(data, args.split)
     predictions, ground_truth = predict_dataset(model, dataset, device, limit=args.limit)
     result = evaluate_vectors(predictions, ground_truth)
@@ -252,7 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--weights", required=True, help="a .safetensors checkpoint written by train")
     p.add_argument("--split", default="val", choices=["val", "test"], help="split (default: val)")
-    p.add_argument("--config", help="experiment config whose data section to use (default: synthetic defaults)")
+    p.add_argument(
+        "--config",
+        help="experiment config whose data section to use (default: the config.yaml train wrote next to the "
+        "weights, else the synthetic defaults)",
+    )
     p.add_argument("--out", default="runs/evaluate", help="output folder (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda ...")
     p.add_argument("--limit", type=int, default=0, help="evaluate the first N samples only (0: all)")

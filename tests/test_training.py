@@ -46,6 +46,24 @@ def test_a_full_run_writes_weights_and_validates(tmp_path):
     model, extra = load_model(out / "best.safetensors")
     assert model.config == config.model and extra["epoch"] == 1
     assert (out / "config.yaml").exists() and (out / "last.safetensors").exists()
+    # evaluate finds the data section in the config.yaml written next to the weights.
+    assert (
+        main(
+            [
+                "evaluate",
+                "--weights",
+                str(out / "best.safetensors"),
+                "--out",
+                str(tmp_path / "eval"),
+                "--device",
+                "cpu",
+                "--pictures",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["meta"]["samples"] == 4
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         Trainer(config, tmp_path / "empty", "cpu", progress=False).run(resume=True)
 
