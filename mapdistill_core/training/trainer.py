@@ -113,10 +113,13 @@ class Trainer:
                 dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         torch.manual_seed(config.train.seed)
         self.model = build_model(config.model).to(self.device)
-        self.train_set = build_dataset(config.data, "train") if self.rank == 0 else None
-        if self.world > 1:
-            dist.barrier()  # rank 0 generates missing data first
-            self.train_set = self.train_set or build_dataset(config.data, "train")
+        if self.world > 1 and self.rank != 0:
+            dist.barrier()  # wait while rank 0 generates missing data
+            self.train_set = build_dataset(config.data, "train")
+        else:
+            self.train_set = build_dataset(config.data, "train")
+            if self.world > 1:
+                dist.barrier()
         self.val_set = build_dataset(config.data, "val") if self.rank == 0 and config.train.val_every > 0 else None
         t = config.train
         self.sampler = EpochSampler(len(self.train_set), self.rank, self.world, t.seed)
