@@ -7,14 +7,13 @@ Nothing is ever unpickled: a checkpoint is tensors plus JSON strings. Writes are
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from mapdistill_core.atomic import atomic_output
 from mapdistill_core.config import ConfigError, config_from_dict, config_to_dict
 from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.models.config import ModelConfig
@@ -28,17 +27,9 @@ class CheckpointError(ValueError):
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
-    """save_file to a temporary file next to ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """safetensors' save_file, atomically (see mapdistill_core.atomic)."""
+    with atomic_output(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 def save_model(path: str | Path, model: MapModel, extra: dict | None = None) -> None:

@@ -138,3 +138,17 @@ def test_shipped_experiment_configs_load(name):
     config = load_config(ExperimentConfig, f"config/{name}.yaml")
     assert config.model.kind == name.split("_")[1]
     assert (config.model.lidar is not None) == (config.model.kind == "teacher")
+
+
+def test_atomic_output_keeps_the_old_file_when_writing_fails(tmp_path):
+    from mapdistill_core.atomic import atomic_output
+
+    target = tmp_path / "result.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_output(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash while writing")
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+    with atomic_output(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and list(tmp_path.iterdir()) == [target]

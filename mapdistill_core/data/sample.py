@@ -18,14 +18,13 @@ numbers and strings, read back with ``allow_pickle=False``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mapdistill_core.atomic import atomic_output
 from mapdistill_core.map_elements import CLASS_NAMES, MapElement
 
 CAMERA_NAMES: tuple[str, ...] = (
@@ -70,8 +69,6 @@ _SHAPES = {
 
 def save_sample(sample: Sample, path: str | Path) -> None:
     """Write a Sample to a compressed ``.npz`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lengths = np.array([len(p) for _, p in sample.vectors], dtype=np.int64)
     points = np.concatenate([p for _, p in sample.vectors]) if sample.vectors else np.zeros((0, 2))
     arrays = {name: np.asarray(getattr(sample, name), dtype=dtype) for name, (dtype, _) in _SHAPES.items()}
@@ -83,14 +80,8 @@ def save_sample(sample: Sample, path: str | Path) -> None:
         scene=np.str_(sample.scene),
         token=np.str_(sample.token),
     )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def _field(data: np.lib.npyio.NpzFile, name: str, path: Path) -> np.ndarray:
