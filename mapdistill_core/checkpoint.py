@@ -57,6 +57,16 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
         ) from None
 
 
+def read_extra(path: str | Path) -> dict:
+    """The ``extra`` metadata of a model checkpoint (epoch, val_mAP, ...), without its tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    return json.loads(metadata.get("extra", "{}"))
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MapModel, dict]:
     """Build the model a checkpoint describes and load its weights.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mapdistill_core.checkpoint import load_model
+from mapdistill_core.checkpoint import load_model, read_extra
 from mapdistill_core.config import config_to_dict, load_config
 from mapdistill_core.data.batch import collate, to_device
 from mapdistill_core.distill.config import DistillConfig
@@ -84,8 +84,7 @@ class Experiment:
         return self.out / max(scores, key=scores.get) / "best.safetensors"
 
     def val_map(self, name: str) -> float:
-        _, extra = load_model(self.out / name / "best.safetensors")
-        return float(extra["val_mAP"])
+        return float(read_extra(self.out / name / "best.safetensors")["val_mAP"])
 
     def distilled(self, terms: dict[str, float], seed: int, teacher: Path) -> ExperimentConfig:
         settings = {k: v for k, v in self.plan.distill.items() if k not in TERMS}
