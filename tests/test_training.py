@@ -152,3 +152,18 @@ def test_evaluate_command(tmp_path, capsys):
     assert len(list((tmp_path / "eval").glob("*.png"))) == 2
     assert "Chamfer AP" in capsys.readouterr().out
     assert main(["evaluate", "--weights", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path)]) == 2
+
+
+def test_predictor_from_checkpoint_returns_elements_in_base_link(tmp_path):
+    from mapdistill_core.inference import MapPredictor
+    from tests.model_fixtures import samples
+
+    save_model(tmp_path / "s.safetensors", build_model(STUDENT))
+    predictor = MapPredictor.from_checkpoint(tmp_path / "s.safetensors", device="cpu")
+    (elements,) = predictor.predict(samples()[0])
+    assert len(elements) == STUDENT.decoder.num_queries
+    assert all(e.points.shape == (20, 2) and 0.0 <= e.score <= 1.0 for e in elements)
+    assert all((abs(e.points[:, 0]) <= 30).all() and (abs(e.points[:, 1]) <= 15).all() for e in elements)
+    scores = [e.score for e in elements]
+    assert scores == sorted(scores, reverse=True)
+    assert predictor.predict(samples(), score_threshold=1.1) == [[], []]
