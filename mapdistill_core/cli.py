@@ -111,7 +111,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from mapdistill_core.training.experiment import Experiment, ExperimentPlan
 
     plan = load_config(ExperimentPlan, args.config)
-    document = Experiment(plan, args.config).run()
+    document = Experiment(plan, args.config).run(ablations=not args.main_only, train=not args.report_only)
     summary = document["summary"]
     for kind, row in summary.items():
         if isinstance(row, dict):
@@ -243,6 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--config", default="config/experiment_synthetic.yaml", help="experiment plan (default: %(default)s)"
+    )
+    p.add_argument(
+        "--main-only",
+        action="store_true",
+        help="train and report the main runs only (teacher, student, distilled); a later run without it adds "
+        "the ablations",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: evaluate and report the runs that have finished (e.g. while ablations still run)",
     )
     p.set_defaults(func=cmd_experiment)
 

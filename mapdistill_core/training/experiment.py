@@ -71,16 +71,23 @@ class Experiment:
         self.teacher_config = load_config(ExperimentConfig, plan.teacher)
         self.student_config = load_config(ExperimentConfig, plan.student)
         self.runs: dict[str, dict] = {}
+        self.train_missing = True
 
     def train(self, name: str, config: ExperimentConfig, kind: str, seed: int, terms: dict | None = None) -> None:
+        """Train run ``name`` unless it has finished (or, with ``self.train_missing`` off, skip it)."""
         folder = self.out / name
         if not (folder / "last.safetensors").exists():
+            if not self.train_missing:
+                print(f"{name}: not finished, left out of the report")
+                return
             resume = (folder / "state.safetensors").exists()
             Trainer(config, folder, self.plan.device).run(resume=resume)
         self.runs[name] = {"kind": kind, "seed": seed, "distill": terms, "folder": str(folder)}
 
     def best_teacher(self) -> Path:
         scores = {n: self.val_map(n) for n, r in self.runs.items() if r["kind"] == "teacher"}
+        if not scores:
+            raise ValueError(f"no finished teacher run in {self.out}: run the experiment without --report-only")
         return self.out / max(scores, key=scores.get) / "best.safetensors"
 
     def val_map(self, name: str) -> float:
@@ -91,8 +98,15 @@ class Experiment:
         distill = DistillConfig(teacher=str(teacher), **settings, **terms)
         return dataclasses.replace(with_seed(self.student_config, seed), distill=distill)
 
-    def run(self) -> dict:
+    def run(self, ablations: bool = True, train: bool = True) -> dict:
+        """Train what is missing, then evaluate every run on test and write the report.
+
+        Args:
+            ablations: also run the ablations (each loss alone, each pair).
+            train: train missing runs; off, the report covers the finished runs only.
+        """
         plan = self.plan
+        self.train_missing = train
         for seed in plan.seeds:
             self.train(f"teacher-s{seed}", with_seed(self.teacher_config, seed), "teacher", seed)
             self.train(f"student-s{seed}", with_seed(self.student_config, seed), "student", seed)
@@ -100,7 +114,7 @@ class Experiment:
         full = {k: plan.distill.get(k, 1.0) for k in TERMS}
         for seed in plan.seeds:
             self.train(f"distilled-s{seed}", self.distilled(full, seed, teacher), "distilled", seed, full)
-        for seed in plan.ablation_seeds:
+        for seed in plan.ablation_seeds if ablations else ():
             for size in (1, 2):
                 for combo in itertools.combinations(TERMS, size):
                     terms = {k: (full[k] if k in combo else 0.0) for k in TERMS}
