@@ -40,7 +40,9 @@ class ExperimentPlan:
         teacher, student: experiment configs of the two models (data and training included).
         distill: lambda_1..3 and the distillation settings (the teacher is the best of the
             teacher runs on val).
-        seeds: seeds of the main runs (teacher, student, distilled student).
+        teacher_seeds: seeds of the teacher runs; the teacher is trained once and frozen, like the
+            paper's single MapTR fusion teacher.
+        seeds: seeds of the student and distilled-student runs.
         ablation_seeds: seeds of the ablations (each loss alone, each pair); empty skips them.
         out: runs folder; results, table: where the JSON and the markdown table go;
         checkpoints: where the teacher and the distilled student used by the demo are copied.
@@ -50,6 +52,7 @@ class ExperimentPlan:
     teacher: str = "config/synthetic_teacher.yaml"
     student: str = "config/synthetic_student.yaml"
     distill: dict[str, float] = field(default_factory=lambda: {"relation": 1.0, "feature": 1.0, "head": 1.0})
+    teacher_seeds: tuple[int, ...] = (0,)
     seeds: tuple[int, ...] = (0, 1)
     ablation_seeds: tuple[int, ...] = (0,)
     out: str = "runs/experiment_synthetic"
@@ -107,12 +110,12 @@ class Experiment:
         """
         plan = self.plan
         self.train_missing = train
-        for seed in plan.seeds:
+        for seed in plan.teacher_seeds:
             self.train(f"teacher-s{seed}", with_seed(self.teacher_config, seed), "teacher", seed)
-            self.train(f"student-s{seed}", with_seed(self.student_config, seed), "student", seed)
         teacher = self.best_teacher()
         full = {k: plan.distill.get(k, 1.0) for k in TERMS}
         for seed in plan.seeds:
+            self.train(f"student-s{seed}", with_seed(self.student_config, seed), "student", seed)
             self.train(f"distilled-s{seed}", self.distilled(full, seed, teacher), "distilled", seed, full)
         for seed in plan.ablation_seeds if ablations else ():
             for size in (1, 2):
