@@ -12,11 +12,12 @@ import itertools
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mapdistill_core.checkpoint import load_model, read_extra
-from mapdistill_core.config import config_to_dict, load_config
+from mapdistill_core.config import config_from_dict, config_to_dict, load_config
 from mapdistill_core.data.batch import collate, to_device
 from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.inference import resolve_device
@@ -38,8 +39,8 @@ class ExperimentPlan:
 
     Attributes:
         teacher, student: experiment configs of the two models (data and training included).
-        distill: lambda_1..3 and the distillation settings (the teacher is the best of the
-            teacher runs on val).
+        distill: lambda_1..3 and the distillation settings, the keys of DistillConfig but
+            ``teacher`` (the teacher is the best of the teacher runs on val).
         teacher_seeds: seeds of the teacher runs; the teacher is trained once and frozen, like the
             paper's single MapTR fusion teacher.
         seeds: seeds of the student and distilled-student runs.
@@ -51,7 +52,7 @@ class ExperimentPlan:
 
     teacher: str = "config/synthetic_teacher.yaml"
     student: str = "config/synthetic_student.yaml"
-    distill: dict[str, float] = field(default_factory=lambda: {"relation": 1.0, "feature": 1.0, "head": 1.0})
+    distill: dict[str, Any] = field(default_factory=lambda: {"relation": 1.0, "feature": 1.0, "head": 1.0})
     teacher_seeds: tuple[int, ...] = (0,)
     seeds: tuple[int, ...] = (0, 1)
     ablation_seeds: tuple[int, ...] = (0,)
@@ -98,7 +99,7 @@ class Experiment:
 
     def distilled(self, terms: dict[str, float], seed: int, teacher: Path) -> ExperimentConfig:
         settings = {k: v for k, v in self.plan.distill.items() if k not in TERMS}
-        distill = DistillConfig(teacher=str(teacher), **settings, **terms)
+        distill = config_from_dict(DistillConfig, {"teacher": str(teacher), **settings, **terms}, self.plan_path)
         return dataclasses.replace(with_seed(self.student_config, seed), distill=distill)
 
     def run(self, ablations: bool = True, train: bool = True) -> dict:
