@@ -23,6 +23,10 @@ setup(
         "matplotlib>=3.6",
         "safetensors>=0.4",
         "torch>=2.1",
+        "opencv-python-headless>=4.5",
+        "nuscenes-devkit>=1.1.11",
+        "pyquaternion>=0.9.5",
+        "rosbags>=0.10",
     ],
     entry_points={"console_scripts": ["mapdistill = mapdistill_core.cli:main"]},
 )

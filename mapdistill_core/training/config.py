@@ -19,6 +19,7 @@ class DataConfig:
         train_scenes, val_scenes, test_scenes: scenes per split (synthetic; 0 = the world's default).
         workers: DataLoader worker processes.
         version, dataroot: nuScenes version and folder (nuscenes only).
+        lidar_sweeps: LiDAR sweeps per sample, the key frame's included (nuscenes only).
     """
 
     dataset: str = "synthetic"
@@ -30,10 +31,13 @@ class DataConfig:
     workers: int = 0
     version: str = "v1.0-trainval"
     dataroot: str = "data/nuscenes"
+    lidar_sweeps: int = 1
 
     def __post_init__(self) -> None:
         if self.dataset not in ("synthetic", "nuscenes"):
             raise ValueError(f"data.dataset must be 'synthetic' or 'nuscenes', got '{self.dataset}'")
+        if self.lidar_sweeps < 1:
+            raise ValueError(f"data.lidar_sweeps must be >= 1, got {self.lidar_sweeps}")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from torch.utils.data import Dataset
@@ -13,18 +14,28 @@ from mapdistill_core.data.synthetic_dataset import INDEX_FILE, SyntheticDataset,
 from mapdistill_core.training.config import DataConfig
 
 
+@lru_cache(maxsize=1)
+def _nuscenes_source(dataroot: str, version: str, lidar_sweeps: int):
+    """One loaded nuScenes folder shared by the splits (its tables take minutes and gigabytes)."""
+    from mapdistill_core.data.nuscenes import NuScenesSource
+
+    return NuScenesSource(dataroot, version, lidar_sweeps=lidar_sweeps)
+
+
 def build_dataset(data: DataConfig, split: str) -> Dataset:
     """The samples of ``split``.
 
-    A synthetic split that is missing from ``data.root``, or has fewer scenes than asked, is
+    nuScenes: the key frames of the official split (mini_train / mini_val for v1.0-mini) at the
+    images' own resolution; collate resizes them to the model's.
+
+    Synthetic: a split that is missing from ``data.root``, or has fewer scenes than asked, is
     generated there first (with a progress bar); a folder generated from another world config is
     an error rather than a silent mix.
     """
-    if data.dataset != "synthetic":
-        raise ConfigError(
-            f"data.dataset '{data.dataset}': training on nuScenes needs the nuScenes loader, which is not "
-            "part of this release yet; use dataset: synthetic"
-        )
+    if data.dataset == "nuscenes":
+        from mapdistill_core.data.nuscenes import NuScenesDataset
+
+        return NuScenesDataset(_nuscenes_source(data.dataroot, data.version, data.lidar_sweeps), split)
     world = load_config(SyntheticConfig, data.world)
     scenes = {"train": data.train_scenes, "val": data.val_scenes, "test": data.test_scenes}[split]
     scenes = scenes or world.scenes.get(split, 0)
