@@ -28,5 +28,5 @@ setup(
         "pyquaternion>=0.9.5",
         "rosbags>=0.10",
     ],
-    entry_points={"console_scripts": ["mapdistill = mapdistill_core.cli:main"]},
+    entry_points={"console_scripts": ["mapdistill = mapdistill_ros.cli:main"]},
 )
