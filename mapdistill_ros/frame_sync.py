@@ -1,0 +1,156 @@
+"""Synchronization policy of the online node, in plain Python (no message_filters, no rclpy).
+
+``FrameAssembler`` groups per-camera messages into sets of one capture: a set is ready when every
+camera arrived within ``slop_s`` of each other, or, when a camera drops out, as soon as a newer
+capture has started and the set has at least ``min_cameras`` (the set then names the missing
+cameras); a set with fewer cameras is dropped with a reason. ``LatestSlot`` hands the newest
+ready set from the subscriber side to the inference worker, replacing any set still waiting.
+Memory is bounded: at most ``queue_size`` pending sets, one waiting set.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+LATE = "late"
+TOO_FEW_CAMERAS = "too_few_cameras"
+SUPERSEDED = "superseded"
+STALE = "stale"
+
+
+@dataclass
+class FrameSet:
+    """One capture of the rig.
+
+    Attributes:
+        stamps: per camera (rig order) its stamp in ns, None while missing.
+        payloads: per camera what arrived with it (the image message), None while missing.
+    """
+
+    stamps: list[int | None]
+    payloads: list[Any]
+
+    @property
+    def stamp_ns(self) -> int:
+        """The earliest capture time in the set: the set's stamp."""
+        return min(s for s in self.stamps if s is not None)
+
+    @property
+    def latest_ns(self) -> int:
+        return max(s for s in self.stamps if s is not None)
+
+    @property
+    def present(self) -> int:
+        return sum(s is not None for s in self.stamps)
+
+    @property
+    def missing(self) -> list[int]:
+        """Indices of the cameras without a message."""
+        return [i for i, s in enumerate(self.stamps) if s is None]
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A message or set given up: ``reason`` is one of LATE, TOO_FEW_CAMERAS; ``detail`` says more."""
+
+    stamp_ns: int
+    reason: str
+    detail: str
+
+
+class FrameAssembler:
+    """Groups (camera index, stamp, payload) into FrameSets.
+
+    Args:
+        num_cameras: cameras of the rig (indices 0..num_cameras-1).
+        slop_s: largest spread of stamps within one set, seconds.
+        min_cameras: fewest cameras a set given up on may have and still be used.
+        queue_size: most sets pending at once; beyond it the oldest is given up on.
+    """
+
+    def __init__(self, num_cameras: int, slop_s: float, min_cameras: int, queue_size: int):
+        if not 1 <= min_cameras <= num_cameras or queue_size < 1 or slop_s < 0:
+            raise ValueError(
+                f"need 1 <= min_cameras <= {num_cameras}, queue_size >= 1 and slop_s >= 0, got "
+                f"min_cameras={min_cameras}, queue_size={queue_size}, slop_s={slop_s}"
+            )
+        self.num_cameras, self.min_cameras, self.queue_size = num_cameras, min_cameras, queue_size
+        self.slop_ns = slop_s * 1e9
+        self.pending: list[FrameSet] = []
+        self.watermark_ns: int | None = None  # newest stamp given out: messages at or before it are late
+
+    def add(self, camera: int, stamp_ns: int, payload: Any) -> list[FrameSet | Dropped]:
+        """Take one message; returns the sets it made ready and what was dropped, oldest first."""
+        if not 0 <= camera < self.num_cameras:
+            raise ValueError(f"camera index {camera} is not one of 0..{self.num_cameras - 1}")
+        if self.watermark_ns is not None and stamp_ns <= self.watermark_ns:
+            return [Dropped(stamp_ns, LATE, f"camera {camera}: a set at or after this stamp was already given out")]
+        fits = [
+            s
+            for s in self.pending
+            if s.stamps[camera] is None and max(s.latest_ns, stamp_ns) - min(s.stamp_ns, stamp_ns) <= self.slop_ns
+        ]
+        if fits:
+            target = min(fits, key=lambda s: abs(s.stamp_ns - stamp_ns))
+        else:
+            target = FrameSet([None] * self.num_cameras, [None] * self.num_cameras)
+            self.pending.append(target)
+        target.stamps[camera], target.payloads[camera] = stamp_ns, payload
+        self.pending.sort(key=lambda s: s.stamp_ns)
+        if target.present == self.num_cameras:
+            done = [s for s in self.pending if s.stamp_ns <= target.stamp_ns]
+        else:
+            done = [s for s in self.pending if stamp_ns - s.stamp_ns > self.slop_ns]  # a newer capture began
+            excess = len(self.pending) - len(done) - self.queue_size
+            done += self.pending[len(done) : len(done) + max(0, excess)]
+        return [self._give_out(s) for s in done]
+
+    def _give_out(self, frame_set: FrameSet) -> FrameSet | Dropped:
+        self.pending.remove(frame_set)
+        if self.watermark_ns is None or frame_set.latest_ns > self.watermark_ns:
+            self.watermark_ns = frame_set.latest_ns
+        if frame_set.present >= self.min_cameras:
+            return frame_set
+        return Dropped(
+            frame_set.stamp_ns,
+            TOO_FEW_CAMERAS,
+            f"{frame_set.present} of {self.num_cameras} cameras (minimum {self.min_cameras}), "
+            f"missing {frame_set.missing}",
+        )
+
+
+def is_stale(stamp_ns: int, now_ns: int, max_age_s: float) -> bool:
+    """Whether a capture at ``stamp_ns`` is older than ``max_age_s`` at clock time ``now_ns``."""
+    return now_ns - stamp_ns > max_age_s * 1e9
+
+
+class LatestSlot(Generic[T]):
+    """Single-slot, latest-wins handoff between threads.
+
+    ``put`` replaces an item still waiting (and counts it in ``dropped``); ``get`` takes the item.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._item: T | None = None
+        self.dropped = 0
+
+    def put(self, item: T) -> bool:
+        """Store ``item``; True when it replaced one that was never taken."""
+        with self._condition:
+            replaced = self._item is not None
+            self.dropped += replaced
+            self._item = item
+            self._condition.notify()
+            return replaced
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """The newest item, waiting up to ``timeout`` seconds (None: forever); None on timeout."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._item is not None, timeout)
+            item, self._item = self._item, None
+            return item

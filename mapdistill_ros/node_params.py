@@ -1,0 +1,112 @@
+"""Every parameter of the online map node, in one table, and their validation.
+
+``config/online_map.yaml`` (ROS 2 params-file format, node ``online_map_node``) holds exactly these
+parameters with these defaults. Types are ROS parameter types: bool, int, float (double), str and
+list (string array).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mapdistill_core.data.sample import CAMERA_NAMES
+from mapdistill_ros import topics
+
+NODE_NAME = "online_map_node"
+COMPRESSED_TOPICS = tuple(topics.image_topic(c, compressed=True) for c in CAMERA_NAMES)
+RAW_TOPICS = tuple(topics.image_topic(c, compressed=False) for c in CAMERA_NAMES)
+RELIABILITIES = ("best_effort", "reliable")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    default: Any
+    type: type
+    description: str
+
+
+PARAMETERS: tuple[Parameter, ...] = (
+    Parameter(
+        "image_topics",
+        COMPRESSED_TOPICS,
+        list,
+        "Six image topics in rig order (CAM_FRONT, CAM_FRONT_RIGHT, CAM_FRONT_LEFT, CAM_BACK, CAM_BACK_LEFT, "
+        "CAM_BACK_RIGHT); left at the default with compressed false, they become /<CAM>/image_raw.",
+    ),
+    Parameter("compressed", True, bool, "Subscribe to sensor_msgs/CompressedImage (jpeg/png), else sensor_msgs/Image."),
+    Parameter(
+        "camera_info_topics",
+        tuple(topics.camera_info_topic(c) for c in CAMERA_NAMES),
+        list,
+        "Six sensor_msgs/CameraInfo topics in rig order.",
+    ),
+    Parameter("weights", "checkpoints/synthetic_student.safetensors", str, "Student weights (safetensors)."),
+    Parameter("model_config", "", str, "Model config YAML; empty: the config stored in the weights' metadata."),
+    Parameter("device", "auto", str, "Torch device: auto (cuda when present, else cpu), cpu, cuda or cuda:<index>."),
+    Parameter("half", False, bool, "Run the model in half precision (GPU only)."),
+    Parameter("score_threshold", 0.3, float, "Publish elements scoring at least this, in [0, 1]."),
+    Parameter("sync_slop_s", 0.1, float, "Largest spread of camera stamps within one synchronized set, seconds."),
+    Parameter("queue_size", 5, int, "Most camera sets waiting for synchronization at once."),
+    Parameter("min_cameras", 4, int, "Fewest cameras a set may have and still be used (1 to 6)."),
+    Parameter("max_frame_age_s", 0.5, float, "Skip a set older than this when inference can start, seconds."),
+    Parameter("output_frame", topics.BASE_FRAME, str, "Ego frame: the model predicts in it, cameras are found in it."),
+    Parameter("marker_width", 0.2, float, "Line width of the RViz markers, metres."),
+    Parameter(
+        "input_reliability", "best_effort", str, "QoS reliability of the image subscriptions: best_effort, reliable."
+    ),
+)
+DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMETERS}
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+_POSITIVE = ("sync_slop_s", "queue_size", "max_frame_age_s", "marker_width")
+
+
+def _typed(p: Parameter, value: Any, source: str) -> Any:
+    if p.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if p.type is list and isinstance(value, tuple):
+        value = list(value)
+    if p.type in (int, float) and isinstance(value, bool) or not isinstance(value, p.type):
+        raise ValueError(f"{source}: parameter '{p.name}' must be {p.type.__name__}, got {value!r}")
+    return value
+
+
+def _topic_list(name: str, value: list, source: str) -> list[str]:
+    if len(value) != len(CAMERA_NAMES) or not all(isinstance(t, str) and t and not t.isspace() for t in value):
+        raise ValueError(f"{source}: parameter '{name}' must be {len(CAMERA_NAMES)} topic names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{source}: parameter '{name}' names a topic twice: {value!r}")
+    return value
+
+
+def validate_parameters(values: dict[str, Any], source: str = "parameters") -> dict[str, Any]:
+    """The complete, checked parameter dict: defaults for what ``values`` leaves out.
+
+    Raises ValueError naming ``source`` and the parameter for an unknown name, a wrong type, a value
+    out of range or topic lists that are not six distinct names.
+    """
+    unknown = sorted(set(values) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"{source}: unknown parameter '{unknown[0]}' (known: {', '.join(DEFAULTS)})")
+    out = {p.name: _typed(p, values.get(p.name, p.default), source) for p in PARAMETERS}
+    if not out["compressed"] and tuple(out["image_topics"]) == COMPRESSED_TOPICS:
+        out["image_topics"] = list(RAW_TOPICS)
+    for name in ("image_topics", "camera_info_topics"):
+        _topic_list(name, out[name], source)
+    checks = {
+        "score_threshold": 0.0 <= out["score_threshold"] <= 1.0,
+        "min_cameras": 1 <= out["min_cameras"] <= len(CAMERA_NAMES),
+        "device": _DEVICE.fullmatch(out["device"]) is not None,
+        "input_reliability": out["input_reliability"] in RELIABILITIES,
+        "weights": bool(out["weights"]),
+        "output_frame": bool(out["output_frame"]),
+        **{name: out[name] > 0 for name in _POSITIVE},
+    }
+    for name, ok in checks.items():
+        if not ok:
+            p = next(p for p in PARAMETERS if p.name == name)
+            raise ValueError(f"{source}: parameter '{name}' = {out[name]!r} is out of range ({p.description})")
+    return out

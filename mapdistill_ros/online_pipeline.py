@@ -1,0 +1,158 @@
+"""The online node's work on one synchronized camera set, without rclpy: messages in, map messages out.
+
+Per set: decode each camera's Image or CompressedImage to RGB, resize it to the model's image size
+and scale its CameraInfo K to match (collate then passes the images through unchanged), mask the
+cameras that have no image, CameraInfo or transform, run ``MapPredictor.predict`` and build the
+MapElementArray and MarkerArray in the output (ego) frame, stamped with the set's stamp. The
+stages are timed on a StageTimer; any error propagates to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from mapdistill_core.data.sample import CAMERA_NAMES, Sample
+from mapdistill_core.inference import MapPredictor
+from mapdistill_core.map_elements import MapElement
+from mapdistill_ros import messages
+from mapdistill_ros.image_decoding import decode, intrinsics
+from mapdistill_ros.stage_timer import StageTimer
+from mapdistill_ros.topics import BASE_FRAME
+
+
+class TransformCache:
+    """Rig transforms ``base_frame`` -> camera frame from geometry_msgs/TransformStamped (by field name).
+
+    The first transform found per camera frame is kept (the rig is static); the matrix [4, 4]
+    float64 maps camera (optical frame) coordinates into ``base_frame``.
+    """
+
+    def __init__(self, base_frame: str = BASE_FRAME):
+        self.base_frame = base_frame
+        self._matrices: dict[str, np.ndarray] = {}
+
+    def add(self, transform) -> bool:
+        """Cache ``transform`` if it is ``base_frame`` -> a frame not cached yet; True if it was."""
+        parent, child = transform.header.frame_id.lstrip("/"), transform.child_frame_id.lstrip("/")
+        if parent != self.base_frame or child in self._matrices:
+            return False
+        matrix = messages.transform_matrix(transform.transform)
+        if not np.isfinite(matrix).all():
+            raise ValueError(f"transform {parent} -> {child} is not finite: {matrix.tolist()}")
+        self._matrices[child] = matrix
+        return True
+
+    def get(self, frame: str) -> np.ndarray | None:
+        return self._matrices.get(frame.lstrip("/"))
+
+    def missing(self, frames: Iterable[str]) -> list[str]:
+        """The ``frames`` without a cached transform (the ones still to look up)."""
+        return [frame for frame in frames if self.get(frame) is None]
+
+
+@dataclass(frozen=True)
+class OnlineResult:
+    """What one camera set gives.
+
+    Attributes:
+        elements: mapdistill_ros/MapElementArray; markers: visualization_msgs/MarkerArray.
+        map_elements: the predicted elements in the output frame.
+        missing: masked camera -> why ("no image", "no CameraInfo", "no transform ...").
+    """
+
+    elements: Any
+    markers: Any
+    map_elements: list[MapElement]
+    missing: dict[str, str]
+
+
+class OnlinePipeline:
+    """Camera messages -> map messages for one synchronized set.
+
+    Args:
+        predictor: the loaded model; its config's image_size is the input size.
+        factory: builds the output messages (rosbags MessageFactory, or the node's rclpy one).
+        timer: receives the decode, preprocess, inference and postprocess times and frame counts.
+        min_cameras: fewest usable cameras (image, CameraInfo and transform) a set may have.
+        camera_names: rig order, as the model was trained.
+    """
+
+    def __init__(
+        self,
+        predictor: MapPredictor,
+        factory,
+        timer: StageTimer,
+        score_threshold: float = 0.3,
+        output_frame: str = BASE_FRAME,
+        marker_width: float = 0.2,
+        min_cameras: int = 1,
+        camera_names: Sequence[str] = CAMERA_NAMES,
+    ):
+        self.predictor, self.factory, self.timer = predictor, factory, timer
+        self.score_threshold, self.output_frame, self.marker_width = score_threshold, output_frame, marker_width
+        self.min_cameras, self.camera_names = min_cameras, tuple(camera_names)
+
+    def process(self, images: Sequence, infos: Sequence, transforms: TransformCache, stamp_ns: int) -> OnlineResult:
+        """Map of one set.
+
+        Args:
+            images: per camera (rig order) its Image or CompressedImage, None when missing.
+            infos: per camera its latest CameraInfo, None while none arrived.
+            transforms: ego -> camera transforms, looked up by the image's frame_id.
+            stamp_ns: the set's stamp, which the outputs carry.
+
+        Raises:
+            ValueError: an image, CameraInfo or transform is malformed, an image's size disagrees
+                with its CameraInfo, or fewer than ``min_cameras`` cameras are usable.
+        """
+        n = len(self.camera_names)
+        if len(images) != n or len(infos) != n:
+            raise ValueError(f"expected {n} images and CameraInfos, got {len(images)} and {len(infos)}")
+        with self.timer.stage("decode"):
+            rgb = [None if image is None else decode(image) for image in images]
+        with self.timer.stage("preprocess"):
+            sample, mask, missing = self._sample(images, rgb, infos, transforms, stamp_ns)
+        with self.timer.stage("inference"):
+            (elements,) = self.predictor.predict(sample, self.score_threshold, mask[None])
+        with self.timer.stage("postprocess"):
+            f, frame = self.factory, self.output_frame
+            array = messages.map_element_array(f, elements, stamp_ns, frame)
+            markers = messages.marker_array(f, elements, stamp_ns, frame, self.marker_width)
+        self.timer.frame_done(list(missing))
+        return OnlineResult(array, markers, elements, missing)
+
+    def _sample(self, images, rgb, infos, transforms, stamp_ns) -> tuple[Sample, np.ndarray, dict[str, str]]:
+        """The Sample at the model's image size, the camera mask bool [N] and why each masked camera is."""
+        height, width = self.predictor.config.image_size
+        n = len(self.camera_names)
+        placeholder = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float32)
+        pixels = np.zeros((n, height, width, 3), dtype=np.uint8)
+        ks, poses = np.tile(placeholder, (n, 1, 1)), np.tile(np.eye(4, dtype=np.float32), (n, 1, 1))
+        mask, reasons = np.zeros(n, dtype=bool), {}
+        for i, (name, image, info) in enumerate(zip(self.camera_names, images, infos, strict=True)):
+            if image is None:
+                reasons[name] = "no image"
+                continue
+            frame = image.header.frame_id
+            pose = transforms.get(frame)
+            if info is None or pose is None:
+                reasons[name] = "no CameraInfo" if info is None else f"no transform {transforms.base_frame} -> {frame}"
+                continue
+            k = intrinsics(info)
+            h, w = rgb[i].shape[:2]
+            if (h, w) != (info.height, info.width):
+                raise ValueError(f"image of '{frame}' is {w} x {h}, its CameraInfo says {info.width} x {info.height}")
+            pixels[i] = cv2.resize(rgb[i], (width, height), interpolation=cv2.INTER_AREA)
+            ks[i] = np.diag([width / w, height / h, 1.0]) @ k
+            poses[i], mask[i] = pose, True
+        usable = int(mask.sum())
+        if usable < self.min_cameras:
+            detail = ", ".join(f"{name}: {why}" for name, why in reasons.items())
+            raise ValueError(f"{usable} usable cameras, fewer than min_cameras = {self.min_cameras} ({detail})")
+        sample = Sample(pixels, ks, poses, np.zeros((0, 4), np.float32), np.eye(4), timestamp_ns=stamp_ns)
+        return sample, mask, reasons

@@ -1,0 +1,160 @@
+"""The online node's synchronization policy: FrameAssembler, LatestSlot and the frame age check."""
+
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mapdistill_ros.frame_sync import (
+    LATE,
+    TOO_FEW_CAMERAS,
+    Dropped,
+    FrameAssembler,
+    FrameSet,
+    LatestSlot,
+    is_stale,
+)
+
+MS = 1_000_000
+
+
+def assembler(**kwargs) -> FrameAssembler:
+    return FrameAssembler(**{"num_cameras": 6, "slop_s": 0.01, "min_cameras": 4, "queue_size": 3, **kwargs})
+
+
+def feed(sync: FrameAssembler, messages) -> list:
+    out = []
+    for camera, stamp in messages:
+        out += sync.add(camera, stamp, f"{camera}@{stamp}")
+    return out
+
+
+def test_a_set_is_ready_when_every_camera_arrived_within_slop():
+    sync = assembler()
+    out = feed(sync, [(c, 1000 * MS + c * MS) for c in (3, 0, 5, 1, 2)])
+    assert out == [] and len(sync.pending) == 1
+    (ready,) = sync.add(4, 1004 * MS, "image 4")
+    assert isinstance(ready, FrameSet) and ready.missing == []
+    assert ready.stamp_ns == 1000 * MS and ready.latest_ns == 1005 * MS
+    assert ready.payloads == [
+        f"0@{1000 * MS}",
+        f"1@{1001 * MS}",
+        f"2@{1002 * MS}",
+        f"3@{1003 * MS}",
+        "image 4",
+        f"5@{1005 * MS}",
+    ]
+    assert sync.pending == []
+
+
+def test_stamps_further_apart_than_slop_do_not_share_a_set():
+    sync = assembler(min_cameras=1)
+    out = feed(sync, [(0, 0), (1, 11 * MS)])
+    (first,) = out  # camera 1 began a newer capture: camera 0's set goes out alone
+    assert first.stamps == [0, None, None, None, None, None]
+    assert [s.stamps[1] for s in sync.pending] == [11 * MS]
+
+
+def test_camera_dropout_gives_the_set_out_naming_the_missing_cameras():
+    sync = assembler()
+    assert feed(sync, [(c, 100 * MS) for c in (0, 1, 2, 4, 5)]) == []
+    (ready,) = sync.add(0, 200 * MS, "next capture")
+    assert isinstance(ready, FrameSet) and ready.missing == [3] and ready.present == 5
+    assert ready.payloads[3] is None
+
+
+def test_a_set_below_min_cameras_is_dropped_with_the_reason():
+    sync = assembler(min_cameras=4)
+    feed(sync, [(0, 100 * MS), (1, 100 * MS), (2, 101 * MS)])
+    (dropped,) = sync.add(0, 200 * MS, None)
+    assert dropped == Dropped(100 * MS, TOO_FEW_CAMERAS, "3 of 6 cameras (minimum 4), missing [3, 4, 5]")
+
+
+def test_a_complete_newer_set_gives_out_the_older_incomplete_ones():
+    sync = assembler(slop_s=0.05)
+    feed(sync, [(c, 100 * MS) for c in range(4)] + [(0, 120 * MS)])  # within slop: both pending
+    assert len(sync.pending) == 2
+    out = feed(sync, [(c, 121 * MS) for c in range(1, 6)])
+    assert [(type(o), o.stamp_ns) for o in out] == [(FrameSet, 100 * MS), (FrameSet, 120 * MS)]
+    assert out[0].missing == [4, 5] and out[1].missing == []
+
+
+def test_messages_for_a_capture_already_given_out_are_late():
+    sync = assembler()
+    feed(sync, [(c, 100 * MS) for c in (0, 1, 2, 4, 5)])
+    sync.add(0, 200 * MS, None)
+    (late,) = sync.add(3, 100 * MS, None)
+    assert late.reason == LATE and late.stamp_ns == 100 * MS
+
+
+def test_pending_sets_are_bounded_by_queue_size():
+    sync = assembler(slop_s=1.0, queue_size=3, min_cameras=1)
+    out = feed(sync, [(0, i * MS) for i in range(10)])  # one camera faster than the slop: a set each
+    assert len(sync.pending) == 3
+    assert [o.stamp_ns for o in out] == [i * MS for i in range(7)]
+
+
+@pytest.mark.parametrize("kwargs", [dict(min_cameras=0), dict(min_cameras=7), dict(queue_size=0), dict(slop_s=-1.0)])
+def test_bad_settings(kwargs):
+    with pytest.raises(ValueError, match="min_cameras"):
+        assembler(**kwargs)
+
+
+def test_unknown_camera_index():
+    with pytest.raises(ValueError, match="camera index 6"):
+        assembler().add(6, 0, None)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 400)), max_size=60),
+    st.integers(0, 30),
+    st.integers(1, 6),
+    st.integers(1, 4),
+)
+@settings(max_examples=150, deadline=None)
+def test_every_message_is_accounted_for_once_and_sets_respect_the_policy(stream, slop_ms, min_cameras, queue_size):
+    sync = assembler(slop_s=slop_ms / 1000, min_cameras=min_cameras, queue_size=queue_size)
+    sent = [(c, t * MS, i) for i, (c, t) in enumerate(stream)]
+    seen, dropped_sets, late = [], 0, 0
+    for camera, stamp, i in sent:
+        for out in sync.add(camera, stamp, i):
+            if isinstance(out, FrameSet):
+                assert out.present >= min_cameras
+                assert out.latest_ns - out.stamp_ns <= slop_ms * MS
+                assert all((p is None) == (s is None) for p, s in zip(out.payloads, out.stamps, strict=True))
+                seen += [p for p in out.payloads if p is not None]
+            elif out.reason == LATE:
+                late += 1
+            else:
+                dropped_sets += 1
+        assert len(sync.pending) <= queue_size
+    pending = [p for s in sync.pending for p in s.payloads if p is not None]
+    assert len(set(seen)) == len(seen)
+    in_dropped_sets = len(sent) - len(seen) - len(pending) - late
+    assert dropped_sets <= in_dropped_sets <= dropped_sets * (min_cameras - 1)
+
+
+def test_frame_age():
+    assert not is_stale(1_000 * MS, 1_400 * MS, 0.5)
+    assert is_stale(1_000 * MS, 1_501 * MS, 0.5)
+    assert not is_stale(1_000 * MS, 900 * MS, 0.5)  # stamped ahead of this clock: not old
+
+
+def test_latest_slot_replaces_a_waiting_item_and_counts_the_drop():
+    slot = LatestSlot()
+    assert slot.put("a") is False
+    assert slot.put("b") is True  # "a" was never taken: superseded
+    assert slot.dropped == 1
+    assert slot.get(timeout=0) == "b"
+    assert slot.get(timeout=0.01) is None
+    assert slot.put("c") is False and slot.dropped == 1
+
+
+def test_latest_slot_wakes_a_waiting_consumer():
+    slot, got = LatestSlot(), []
+    consumer = threading.Thread(target=lambda: got.append(slot.get(timeout=5)))
+    consumer.start()
+    slot.put("frame")
+    consumer.join(timeout=5)
+    assert got == ["frame"]
