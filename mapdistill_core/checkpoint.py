@@ -67,8 +67,10 @@ def read_extra(path: str | Path) -> dict:
     return json.loads(metadata.get("extra", "{}"))
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MapModel, dict]:
-    """Build the model a checkpoint describes and load its weights.
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu", config: ModelConfig | None = None
+) -> tuple[MapModel, dict]:
+    """Build the model a checkpoint describes (or ``config``, when given) and load its weights.
 
     Returns the model (eval mode, on ``device``) and the checkpoint's ``extra`` metadata.
     """
@@ -78,10 +80,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Ma
     names = json.loads(metadata.get("class_names", "[]"))
     if names != list(CLASS_NAMES):
         raise CheckpointError(f"{path}: trained for classes {names}, this code predicts {list(CLASS_NAMES)}")
-    try:
-        config = config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
-    except (KeyError, json.JSONDecodeError, ConfigError) as e:
-        raise CheckpointError(f"{path}: bad 'model_config' metadata ({e})") from None
+    if config is None:
+        try:
+            config = config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
+        except (KeyError, json.JSONDecodeError, ConfigError) as e:
+            raise CheckpointError(f"{path}: bad 'model_config' metadata ({e})") from None
     model = build_model(config)
     load_weights(model, tensors, str(path))
     return model.to(device).eval(), json.loads(metadata.get("extra", "{}"))

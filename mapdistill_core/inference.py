@@ -11,10 +11,12 @@ import numpy as np
 import torch
 
 from mapdistill_core.checkpoint import load_model
+from mapdistill_core.config import load_config
 from mapdistill_core.data.batch import collate, to_device
 from mapdistill_core.data.sample import Sample
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.models.model import MapModel
+from mapdistill_core.training.config import ExperimentConfig
 
 
 def resolve_device(device: str) -> torch.device:
@@ -52,18 +54,25 @@ class MapPredictor:
     Args:
         model: a MapModel (teacher or student).
         device: where to run it.
+        half: run the forward under float16 autocast (CUDA only; ignored on CPU).
     """
 
-    def __init__(self, model: MapModel, device: str | torch.device = "cpu"):
+    def __init__(self, model: MapModel, device: str | torch.device = "cpu", half: bool = False):
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.config = model.config
+        self.half = half and self.device.type == "cuda"
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> MapPredictor:
+    def from_checkpoint(
+        cls, path: str | Path, device: str = "auto", half: bool = False, model_config: str | Path | None = None
+    ) -> MapPredictor:
+        """Load weights; the model is the one in their metadata, or the ``model:`` section of the
+        experiment config ``model_config`` when given (misfitting weights are a CheckpointError)."""
         target = resolve_device(device)
-        model, _ = load_model(path, target)
-        return cls(model, target)
+        config = load_config(ExperimentConfig, model_config).model if model_config else None
+        model, _ = load_model(path, target, config)
+        return cls(model, target, half)
 
     @torch.inference_mode()
     def predict(
@@ -79,6 +88,7 @@ class MapPredictor:
         batch = collate(
             samples, self.config.image_size, self.model.grid, self.config.decoder.num_points, False, camera_mask
         )
-        outputs = self.model(to_device(batch, self.device))
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
+            outputs = self.model(to_device(batch, self.device))
         decoded = decode(outputs["logits"][-1], outputs["points"][-1], self.model)
         return [[e for e in elements if e.score >= score_threshold] for elements in decoded]

@@ -1,0 +1,55 @@
+"""`ros2 launch mapdistill_ros online_map.launch.py [weights:=W] [config:=C] [device:=D] [rviz:=false] ...`
+
+Starts the online map node with config/online_map.yaml (or params_file) plus the overrides given on
+the command line, and RViz2 with config/online_map.rviz.
+"""
+
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+SHARE = Path(get_package_share_directory("mapdistill_ros"))
+ARGUMENTS = {
+    "weights": ("", "student weights (.safetensors); empty: the params file's"),
+    "config": ("", "model config YAML; empty: the params file's (by default the config in the weights)"),
+    "device": ("", "auto, cpu, cuda, cuda:1 ...; empty: the params file's"),
+    "params_file": (str(SHARE / "config" / "online_map.yaml"), "node parameters (ROS 2 params file)"),
+    "use_sim_time": ("false", "use /clock (true when playing a bag with --clock)"),
+    "rviz": ("true", "start RViz2 with config/online_map.rviz"),
+    "namespace": ("", "namespace of the node"),
+}
+OVERRIDES = {"weights": "weights", "config": "model_config", "device": "device"}
+
+
+def nodes(context):
+    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    overrides = {param: value[arg] for arg, param in OVERRIDES.items() if value[arg]}
+    overrides["use_sim_time"] = value["use_sim_time"].lower() == "true"
+    return [
+        Node(
+            package="mapdistill_ros",
+            executable="online_map_node",
+            name="online_map_node",
+            namespace=value["namespace"],
+            parameters=[value["params_file"], overrides],
+            output="screen",
+        ),
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            arguments=["-d", str(SHARE / "config" / "online_map.rviz")],
+            parameters=[{"use_sim_time": overrides["use_sim_time"]}],
+            condition=IfCondition(value["rviz"]),
+            output="log",
+        ),
+    ]
+
+
+def generate_launch_description():
+    arguments = [DeclareLaunchArgument(name, default_value=d, description=h) for name, (d, h) in ARGUMENTS.items()]
+    return LaunchDescription([*arguments, OpaqueFunction(function=nodes)])

@@ -1,0 +1,167 @@
+"""The ROS 2 online map node: rclpy wiring only.
+
+Subscriptions, publishers, timers and parameters live here; everything they call is plain Python
+tested without ROS: node_params (the parameter table), frame_sync (the synchronization policy and
+the latest-frame-wins slot), online_pipeline (decode, preprocess, inference, message building),
+stage_timer (latencies and drops, /diagnostics).
+
+Threads: the executor thread receives messages and assembles camera sets; one worker thread runs
+the newest set through the model, so a slow model drops stale sets instead of queueing them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from tf2_ros import Buffer, TransformException, TransformListener
+from visualization_msgs.msg import MarkerArray
+
+from mapdistill_core.data.sample import CAMERA_NAMES
+from mapdistill_core.inference import MapPredictor
+from mapdistill_ros import messages
+from mapdistill_ros.frame_sync import STALE, FrameAssembler, FrameSet, LatestSlot, is_stale
+from mapdistill_ros.msg import MapElementArray
+from mapdistill_ros.node_params import NODE_NAME, PARAMETERS, validate_parameters
+from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
+from mapdistill_ros.stage_timer import StageTimer, diagnostic_array
+
+LOG_THROTTLE_S = 5.0
+
+
+class RclpyFactory:
+    """The message factory of online_pipeline and messages, for rclpy: "pkg/msg/Name" -> pkg.msg.Name."""
+
+    def new(self, msgtype: str, **fields):
+        package, _, name = msgtype.split("/")
+        return getattr(importlib.import_module(f"{package}.msg"), name)(**fields)
+
+
+class OnlineMapNode(Node):
+    def __init__(self):
+        super().__init__(NODE_NAME)
+        for p in PARAMETERS:
+            self.declare_parameter(p.name, p.default, ParameterDescriptor(description=p.description))
+        self.params = params = validate_parameters(
+            {p.name: self.get_parameter(p.name).value for p in PARAMETERS}, f"node {self.get_fully_qualified_name()}"
+        )
+        predictor = MapPredictor.from_checkpoint(
+            params["weights"], params["device"], params["half"], params["model_config"] or None
+        )
+        self.get_logger().info(f"loaded {params['weights']} on {predictor.device} (half: {predictor.half})")
+        self.timer = StageTimer()
+        self.pipeline = OnlinePipeline(
+            predictor,
+            RclpyFactory(),
+            self.timer,
+            params["score_threshold"],
+            params["output_frame"],
+            params["marker_width"],
+            params["min_cameras"],
+        )
+        self.assembler = FrameAssembler(
+            len(CAMERA_NAMES), params["sync_slop_s"], params["min_cameras"], params["queue_size"]
+        )
+        self.slot: LatestSlot[FrameSet] = LatestSlot()
+        self.infos: list[CameraInfo | None] = [None] * len(CAMERA_NAMES)
+        self.transforms = TransformCache(params["output_frame"])
+        self.tf_buffer = Buffer()
+        self.tf_listener = TransformListener(self.tf_buffer, self)
+
+        reliability = (
+            ReliabilityPolicy.RELIABLE if params["input_reliability"] == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        )
+        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["queue_size"], reliability=reliability)
+        image_type = CompressedImage if params["compressed"] else Image
+        for i, (image_topic, info_topic) in enumerate(
+            zip(params["image_topics"], params["camera_info_topics"], strict=True)
+        ):
+            self.create_subscription(image_type, image_topic, lambda m, i=i: self.on_image(i, m), sensor_qos)
+            self.create_subscription(CameraInfo, info_topic, lambda m, i=i: self.on_info(i, m), sensor_qos)
+        self.elements_pub = self.create_publisher(MapElementArray, "~/map_elements", 10)
+        self.markers_pub = self.create_publisher(MarkerArray, "~/markers", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.previous_summary = None
+        self.create_timer(1.0, self.publish_diagnostics)
+        self.running = True
+        self.worker = threading.Thread(target=self.work, name="mapdistill-inference", daemon=True)
+        self.worker.start()
+
+    def on_info(self, camera: int, message: CameraInfo) -> None:
+        self.infos[camera] = message
+
+    def on_image(self, camera: int, message) -> None:
+        for item in self.assembler.add(camera, messages.stamp_ns(message.header.stamp), message):
+            if isinstance(item, FrameSet):
+                self.slot.put(item)
+            else:
+                self.timer.drop(item.reason)
+                self.get_logger().warning(
+                    f"dropped a camera set: {item.reason} ({item.detail})", throttle_duration_sec=LOG_THROTTLE_S
+                )
+
+    def lookup_transforms(self, frame_set: FrameSet) -> None:
+        """Cache base_link -> camera transforms from TF for the cameras of ``frame_set`` not cached yet."""
+        frames = [m.header.frame_id for m in frame_set.payloads if m is not None]
+        for frame in self.transforms.missing(frames):
+            try:
+                self.transforms.add(self.tf_buffer.lookup_transform(self.transforms.base_frame, frame, Time()))
+            except TransformException as e:
+                self.get_logger().warning(f"no transform yet: {e}", throttle_duration_sec=LOG_THROTTLE_S)
+
+    def work(self) -> None:
+        """Inference worker: newest set in, map messages out; a failing frame is logged and skipped."""
+        while self.running and rclpy.ok():
+            frame_set = self.slot.get(timeout=0.1)
+            if frame_set is None:
+                continue
+            now = self.get_clock().now().nanoseconds
+            if is_stale(frame_set.stamp_ns, now, self.params["max_frame_age_s"]):
+                self.timer.drop(STALE)
+                continue
+            try:
+                self.lookup_transforms(frame_set)
+                result = self.pipeline.process(frame_set.payloads, self.infos, self.transforms, frame_set.stamp_ns)
+                with self.timer.stage("publish"):
+                    self.elements_pub.publish(result.elements)
+                    self.markers_pub.publish(result.markers)
+            except Exception as e:  # noqa: BLE001 - one bad frame must not stop the node
+                self.timer.drop("error")
+                self.get_logger().error(
+                    f"frame at {frame_set.stamp_ns} ns failed: {e}", throttle_duration_sec=LOG_THROTTLE_S
+                )
+                continue
+            if result.missing:
+                detail = ", ".join(f"{name} ({why})" for name, why in result.missing.items())
+                self.get_logger().warning(f"predicting without {detail}", throttle_duration_sec=LOG_THROTTLE_S)
+
+    def publish_diagnostics(self) -> None:
+        summary = self.timer.summary()
+        now = self.get_clock().now().nanoseconds
+        self.diagnostics_pub.publish(diagnostic_array(RclpyFactory(), summary, self.previous_summary, now))
+        self.previous_summary = summary
+
+    def destroy_node(self) -> None:
+        self.running = False
+        self.worker.join(timeout=2.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = OnlineMapNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
