@@ -7,11 +7,12 @@ the command line, and RViz2 with config/online_map.rviz.
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 SHARE = Path(get_package_share_directory("mapdistill_ros"))
 ARGUMENTS = {

@@ -18,11 +18,11 @@ launch_ros = pytest.importorskip("launch_ros")
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from launch import LaunchDescription  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rosbags.highlevel import AnyReader  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
+from launch import LaunchDescription  # noqa: E402
 from mapdistill_core.checkpoint import save_model  # noqa: E402
 from mapdistill_core.models.model import build_model  # noqa: E402
 from mapdistill_ros.synthetic2bag import write_synthetic_bag  # noqa: E402
