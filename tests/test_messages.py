@@ -1,0 +1,79 @@
+"""Message builders (rosbags messages through the factory) and the files the launch file names."""
+
+import ast
+import py_compile
+import re
+from pathlib import Path
+
+import numpy as np
+from matplotlib.colors import to_rgba
+
+from mapdistill_core.map_elements import CLASS_COLORS, MapElement
+from mapdistill_ros import messages
+from mapdistill_ros.typestore import MessageFactory
+
+ROOT = Path(__file__).resolve().parents[1]
+F = MessageFactory()
+ELEMENTS = [
+    MapElement(2, [[0.0, 0.0], [1.0, 0.5], [2.0, 1.0]], 0.9),
+    MapElement(0, [[5.0, -1.0], [6.0, -1.0]], 0.8),
+    MapElement(2, [[-3.0, 2.0], [-4.0, 2.0]], 0.1),
+    MapElement(1, [[0, 0], [1, 0], [1, 1], [0, 0]], 0.5),
+]
+
+
+def test_marker_array_deleteall_first_then_one_line_strip_per_element():
+    markers = messages.marker_array(F, ELEMENTS, 1_500_000_123, "base_link", width=0.3).markers
+    assert markers[0].action == messages.MARKER_DELETEALL
+    body = markers[1:]
+    assert [m.ns for m in body] == ["boundary", "divider", "boundary", "ped_crossing"]
+    assert [m.id for m in body] == [0, 0, 1, 0]  # ids count per namespace
+    assert all(m.type == messages.MARKER_LINE_STRIP and m.action == messages.MARKER_ADD for m in body)
+    assert all(m.scale.x == 0.3 and m.pose.orientation.w == 1.0 for m in body)
+    for marker, element in zip(body, ELEMENTS, strict=True):
+        r, g, b, _ = to_rgba(CLASS_COLORS[element.class_name])
+        assert (marker.color.r, marker.color.g, marker.color.b) == (r, g, b)
+        assert marker.color.a == max(0.3, element.score)
+        np.testing.assert_allclose([(p.x, p.y) for p in marker.points], element.points)
+        assert marker.header.frame_id == "base_link"
+        assert messages.stamp_ns(marker.header.stamp) == 1_500_000_123
+
+
+def test_map_element_array_round_trip():
+    array = messages.map_element_array(F, ELEMENTS, 42, "base_link")
+    back = messages.elements_from_message(array)
+    assert [e.class_id for e in back] == [e.class_id for e in ELEMENTS]
+    np.testing.assert_allclose([e.score for e in back], [e.score for e in ELEMENTS], rtol=1e-6)  # float32 field
+    for a, b in zip(back, ELEMENTS, strict=True):
+        np.testing.assert_allclose(a.points, b.points)
+
+
+def test_transform_round_trip_and_point_cloud_layout():
+    matrix = np.eye(4)
+    matrix[:3, :3] = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]
+    matrix[:3, 3] = [1.0, 2.0, 3.0]
+    tf = messages.transform(F, matrix, "base_link", "CAM_FRONT", 7)
+    np.testing.assert_allclose(messages.transform_matrix(tf.transform), matrix, atol=1e-12)
+    points = np.arange(12, dtype=np.float32).reshape(3, 4)
+    cloud = messages.point_cloud(F, points, 7, "LIDAR_TOP")
+    assert (cloud.width, cloud.point_step, cloud.row_step) == (3, 16, 48)
+    np.testing.assert_array_equal(np.frombuffer(cloud.data, "<f4").reshape(3, 4), points)
+
+
+def test_launch_file_compiles_and_names_files_that_exist():
+    launch = ROOT / "launch" / "online_map.launch.py"
+    py_compile.compile(str(launch), doraise=True)
+    source = launch.read_text()
+    named = set(re.findall(r'"(online_map\.\w+)"', source))
+    assert named == {"online_map.yaml", "online_map.rviz"}
+    assert all((ROOT / "config" / name).is_file() for name in named)
+    executables = {
+        node.value
+        for call in ast.walk(ast.parse(source))
+        if isinstance(call, ast.keyword) and call.arg == "executable"
+        for node in [call.value]
+        if isinstance(node, ast.Constant)
+    }
+    assert executables == {"online_map_node", "rviz2"}
+    assert "scripts/online_map_node" in (ROOT / "CMakeLists.txt").read_text()
+    assert (ROOT / "scripts" / "online_map_node").stat().st_mode & 0o111
