@@ -15,7 +15,9 @@ def cmd_synthetic2bag(args: argparse.Namespace) -> int:
     from mapdistill_ros.synthetic2bag import write_synthetic_bag
 
     world = load_config(SyntheticConfig, args.config)
-    counts = write_synthetic_bag(world, args.split, args.scenes, args.out, args.storage, args.samples)
+    counts = write_synthetic_bag(
+        world, args.split, args.scenes, args.out, args.storage, args.samples, args.image_format
+    )
     print(f"wrote {args.out}: {sum(counts.values())} messages on {len(counts)} topics")
     return 0
 
@@ -25,6 +27,41 @@ def cmd_nuscenes2bag(args: argparse.Namespace) -> int:
 
     counts = write_nuscenes_bag(args.dataroot, args.version, args.scene, args.out, args.storage, args.sweeps)
     print(f"wrote {args.out}: {sum(counts.values())} messages on {len(counts)} topics")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from mapdistill_core.metrics import EvalResult, format_table
+    from mapdistill_ros.replay import BagError, replay_bag
+
+    try:
+        result = replay_bag(
+            args.bag,
+            args.weights,
+            args.out,
+            args.config,
+            args.device,
+            args.score_threshold,
+            args.min_cameras,
+            not args.no_pictures,
+        )
+    except BagError as e:
+        print(f"mapdistill replay: error: {e}", file=sys.stderr)
+        return 2
+    timing = result.timing
+    print(f"{timing['frames']} camera sets processed, dropped: {timing['dropped'] or 'none'}")
+    for name, stage in timing["stages"].items():
+        if stage["count"]:
+            print(f"  {name:<12} p50 {stage['p50_ms']:7.1f} ms   p95 {stage['p95_ms']:7.1f} ms")
+    if result.metrics is None:
+        print(f"{args.bag} has no ground truth (/map_gt/elements): predictions written, no metric")
+    else:
+        m = result.metrics
+        print(f"Chamfer AP on {m['paired']} of {m['ground_truth']} ground-truth frames:")
+        print(format_table(EvalResult(m["AP"], m["mAP"], m["counts"])))
+    print(
+        f"wrote {args.out}/predictions (bag), predictions.json, metrics.json" + ("" if args.no_pictures else ", bev/")
+    )
     return 0
 
 
@@ -43,6 +80,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=0, help="samples per scene (default: the world's)")
     p.add_argument("--out", required=True, help="bag folder to create (must not exist)")
     p.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="storage (default: %(default)s)")
+    p.add_argument(
+        "--image-format", default="jpeg", choices=("jpeg", "png"), help="image encoding (default: %(default)s)"
+    )
     p.set_defaults(func=cmd_synthetic2bag)
 
     p = sub.add_parser(
@@ -63,6 +103,31 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="storage (default: %(default)s)")
     p.add_argument("--sweeps", action="store_true", help="also write every camera and LiDAR sweep between key frames")
     p.set_defaults(func=cmd_nuscenes2bag)
+
+    p = sub.add_parser(
+        "replay",
+        help="replay a bag through the online node's code path offline: predictions, metrics, pictures",
+        description="Run a rosbag2 (e.g. from synthetic2bag or nuscenes2bag) through exactly the online node's "
+        "code path (synchronization, decoding, inference, message building) without ROS. Writes OUT/predictions "
+        "(a bag with the node's topics and the ground truth, for ros2 bag play + RViz), OUT/predictions.json (MapTR "
+        "submission format), OUT/metrics.json (Chamfer AP against /map_gt/elements, latency p50/p95 per stage, "
+        "frames processed and dropped) and OUT/bev/ (a PNG per frame, a GIF per scene).",
+    )
+    p.add_argument("bag", help="rosbag2 folder")
+    p.add_argument("--weights", required=True, help="student (or teacher) weights, .safetensors")
+    p.add_argument("--config", help="model config YAML (default: the config stored in the weights)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda ... (default: %(default)s)")
+    p.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.0,
+        help="keep elements scoring at least this (default: %(default)s: every prediction, as MapTR scores them; "
+        "the pictures show those above 0.3)",
+    )
+    p.add_argument("--min-cameras", type=int, default=4, help="fewest cameras a set may have (default: %(default)s)")
+    p.add_argument("--no-pictures", action="store_true", help="skip the BEV PNGs and GIFs")
+    p.set_defaults(func=cmd_replay)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,6 +109,10 @@ class FrameAssembler:
             done += self.pending[len(done) : len(done) + max(0, excess)]
         return [self._give_out(s) for s in done]
 
+    def flush(self) -> list[FrameSet | Dropped]:
+        """Give out every pending set, oldest first (the end of a recording)."""
+        return [self._give_out(s) for s in list(self.pending)]
+
     def _give_out(self, frame_set: FrameSet) -> FrameSet | Dropped:
         self.pending.remove(frame_set)
         if self.watermark_ns is None or frame_set.latest_ns > self.watermark_ns:

@@ -1,6 +1,6 @@
 """``mapdistill synthetic2bag``: drives of the synthetic world as rosbag2, with the nuScenes topics.
 
-Images are JPEG-encoded (OpenCV); the LiDAR points go out in the LIDAR_TOP frame, which sits at
+Images are JPEG-encoded (or lossless PNG) with OpenCV; the LiDAR points go out in the LIDAR_TOP frame, which sits at
 LIDAR_ORIGIN in base_link with the ego's orientation; all cameras of a sample share its stamp.
 """
 
@@ -25,19 +25,22 @@ LIDAR_TO_EGO = np.eye(4)
 LIDAR_TO_EGO[:3, 3] = LIDAR_ORIGIN
 
 
-def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
-    """RGB uint8 [H, W, 3] -> JPEG bytes."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+def encode_image(image: np.ndarray, image_format: str = "jpeg", quality: int = 90) -> bytes:
+    """RGB uint8 [H, W, 3] -> JPEG (``quality``) or lossless PNG bytes."""
+    extension, options = {"jpeg": (".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]), "png": (".png", [])}[image_format]
+    ok, data = cv2.imencode(extension, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), options)
     if not ok:
-        raise ValueError("JPEG encoding failed")
+        raise ValueError(f"{image_format} encoding failed")
     return data.tobytes()
 
 
-def sample_frame(sample: Sample, quality: int = 90) -> DriveFrame:
+def sample_frame(sample: Sample, image_format: str = "jpeg", quality: int = 90) -> DriveFrame:
     """The bag content of one synthetic Sample."""
     height, width = sample.images.shape[1:3]
     cameras = [
-        CameraFrame(name, sample.timestamp_ns, encode_jpeg(image, quality), "jpeg", k, width, height)
+        CameraFrame(
+            name, sample.timestamp_ns, encode_image(image, image_format, quality), image_format, k, width, height
+        )
         for name, image, k in zip(CAMERA_NAMES, sample.images, sample.intrinsics, strict=True)
     ]
     lidar = sample.lidar.copy()
@@ -59,9 +62,11 @@ def write_synthetic_bag(
     out: str | Path,
     storage: str = "mcap",
     samples: int = 0,
+    image_format: str = "jpeg",
     quality: int = 90,
 ) -> dict[str, int]:
-    """Render ``scenes`` scenes of ``split`` (``samples`` samples each; 0 = the world's) into a bag.
+    """Render ``scenes`` scenes of ``split`` (``samples`` samples each; 0 = the world's) into a bag,
+    images as ``image_format`` ("jpeg" at ``quality``, or lossless "png").
 
     Returns the message count per topic.
     """
@@ -76,6 +81,6 @@ def write_synthetic_bag(
                 if i == 0:
                     sensors = dict(zip(CAMERA_NAMES, sample.cam_to_ego, strict=True))
                     writer.write_static(sample.timestamp_ns, {**sensors, LIDAR_FRAME: LIDAR_TO_EGO})
-                writer.write_frame(sample_frame(sample, quality))
+                writer.write_frame(sample_frame(sample, image_format, quality))
                 bar.update()
         return dict(writer.counts)

@@ -15,7 +15,7 @@ from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_ros import messages, topics
 from mapdistill_ros.bag_writer import MapBagWriter
-from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, encode_jpeg, write_synthetic_bag
+from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, encode_image, write_synthetic_bag
 
 WORLD = SyntheticConfig(image_height=32, image_width=88, lidar_azimuth_steps=180, samples_per_scene=2)
 
@@ -80,7 +80,7 @@ def test_stamps_frames_and_camera_info(synthetic_bag):
             np.testing.assert_allclose(info.k.reshape(3, 3), sample.intrinsics[c])
             assert (info.width, info.height) == (WORLD.image_width, WORLD.image_height)
             assert image.format == "jpeg"
-            assert image.data.tobytes() == encode_jpeg(sample.images[c])
+            assert image.data.tobytes() == encode_image(sample.images[c])
             decoded = cv2.imdecode(image.data, cv2.IMREAD_COLOR)
             assert decoded.shape == sample.images[c].shape
     clouds = bag[topics.LIDAR]

@@ -10,7 +10,7 @@ from mapdistill_core.models.model import build_model
 from mapdistill_ros import messages
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
 from mapdistill_ros.stage_timer import StageTimer
-from mapdistill_ros.synthetic2bag import encode_jpeg
+from mapdistill_ros.synthetic2bag import encode_image
 from mapdistill_ros.typestore import MessageFactory
 from tests.model_fixtures import STUDENT, samples
 
@@ -41,7 +41,7 @@ def rig(sample, scale: int = 1):
     images, infos, cache = [], [], TransformCache()
     for name, image, k, pose in zip(CAMERA_NAMES, sample.images, sample.intrinsics, sample.cam_to_ego, strict=True):
         big = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
-        images.append(messages.compressed_image(F, encode_jpeg(big, 95), "jpeg", STAMP, name))
+        images.append(messages.compressed_image(F, encode_image(big, "jpeg", 95), "jpeg", STAMP, name))
         infos.append(messages.camera_info(F, np.diag([scale, scale, 1.0]) @ k, w * scale, h * scale, STAMP, name))
         cache.add(messages.transform(F, pose, "base_link", name, STAMP))
     return images, infos, cache

@@ -1,0 +1,256 @@
+"""``mapdistill replay``: a recorded drive through exactly the node's code path, offline, without ROS.
+
+The bag's messages go, in time order, through the node's pieces: /tf_static into the
+TransformCache, CameraInfo into the per-camera cache, images into the FrameAssembler, and every
+camera set it gives out through OnlinePipeline (decode, preprocess, MapPredictor, message building).
+Offline there is no deadline, so every set is processed (the node's latest-frame-wins drop only
+applies when inference is slower than the input). Predictions are paired with /map_gt/elements by
+stamp (see pair_by_stamp) and scored with the MapTR protocol.
+
+Outputs in ``out``: ``predictions/`` (rosbag2 with the node's topics and the ground truth),
+``predictions.json`` (MapTR submission format), ``metrics.json`` and ``bev/`` (a PNG per frame, a
+GIF per scene; a scene starts at each /tf_static message, which the bag writers emit per scene).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+from rosbags.highlevel import AnyReader
+from rosbags.typesys import Stores, get_typestore
+from tqdm import tqdm
+
+from mapdistill_core.data.sample import CAMERA_NAMES
+from mapdistill_core.inference import MapPredictor
+from mapdistill_core.map_elements import MapElement
+from mapdistill_core.metrics import evaluate_vectors
+from mapdistill_core.metrics.maptr_json import predictions_document
+from mapdistill_core.plotting import save_bev_png
+from mapdistill_core.results import provenance, write_json
+from mapdistill_ros import messages, topics
+from mapdistill_ros.bag_writer import MapBagWriter
+from mapdistill_ros.frame_sync import FrameAssembler, FrameSet
+from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
+from mapdistill_ros.stage_timer import StageTimer
+from mapdistill_ros.typestore import MessageFactory
+
+log = logging.getLogger("mapdistill.replay")
+
+NODE_ELEMENTS = "/online_map_node/map_elements"
+NODE_MARKERS = "/online_map_node/markers"
+PICTURE_THRESHOLD = 0.3
+"""The pictures draw predictions scoring at least this (or the replay's threshold, if higher)."""
+PAIR_TOLERANCE_NS = 250_000_000
+"""A prediction and a ground truth further apart than this (0.25 s, half a nuScenes key-frame
+period) are not paired."""
+
+
+class BagError(ValueError):
+    """A bag that cannot be replayed (names the bag and what it lacks)."""
+
+
+@dataclass
+class ReplayResult:
+    """What a replay produced.
+
+    Attributes:
+        predictions: set stamp (ns) -> predicted elements in base_link.
+        ground_truth: stamp (ns) -> ground-truth elements, from /map_gt/elements.
+        scenes: per scene, the set stamps in order.
+        missing_topics: the rig's cameras the bag has no image topic for.
+        timing: StageTimer.summary() (stage latencies, frames, drops).
+        metrics: the metrics.json document (None without ground truth).
+    """
+
+    predictions: dict[int, list[MapElement]] = field(default_factory=dict)
+    ground_truth: dict[int, list[MapElement]] = field(default_factory=dict)
+    scenes: list[list[int]] = field(default_factory=list)
+    missing_topics: list[str] = field(default_factory=list)
+    timing: dict = field(default_factory=dict)
+    metrics: dict | None = None
+
+
+def camera_topics(available: set[str], bag: Path) -> tuple[dict[str, int], list[str]]:
+    """Image topic -> camera index for the rig's cameras found in ``available`` (compressed first),
+    and the cameras without one. Raises BagError when no camera has an image topic."""
+    found, missing = {}, []
+    for i, camera in enumerate(CAMERA_NAMES):
+        for compressed in (True, False):
+            topic = topics.image_topic(camera, compressed)
+            if topic in available:
+                found[topic] = i
+                break
+        else:
+            missing.append(camera)
+    if not found:
+        raise BagError(
+            f"{bag}: no camera image topic (/<CAM>/image_rect_compressed or /<CAM>/image_raw for "
+            f"{', '.join(CAMERA_NAMES)}); the bag has: {', '.join(sorted(available)) or 'no topics'}"
+        )
+    return found, missing
+
+
+def pair_by_stamp(targets: list[int], candidates: list[int], tolerance_ns: int = PAIR_TOLERANCE_NS) -> dict[int, int]:
+    """Each target stamp -> the nearest candidate stamp within ``tolerance_ns``, each candidate used
+    at most once (targets in time order take the nearest free one)."""
+    free, pairs = sorted(candidates), {}
+    for target in sorted(targets):
+        near = [c for c in free if abs(c - target) <= tolerance_ns]
+        if near:
+            best = min(near, key=lambda c: abs(c - target))
+            pairs[target] = best
+            free.remove(best)
+    return pairs
+
+
+def score(predictions: dict[int, list[MapElement]], ground_truth: dict[int, list[MapElement]]) -> dict:
+    """MapTR Chamfer AP of the predictions paired with each ground-truth stamp (unpaired ground truth
+    counts as a frame with no predictions); keys: {"mAP", "AP", "counts", "paired", "ground_truth"}."""
+    pairs = pair_by_stamp(list(ground_truth), list(predictions))
+    result = evaluate_vectors(
+        {str(t): predictions[p] for t, p in pairs.items()}, {str(t): e for t, e in ground_truth.items()}
+    ).to_dict()
+    return {**result, "paired": len(pairs), "ground_truth": len(ground_truth)}
+
+
+class BagReplay:
+    """Runs one bag through the node's pipeline.
+
+    Args:
+        predictor: the loaded model.
+        score_threshold, min_cameras, slop_s, queue_size: as the node's parameters.
+    """
+
+    def __init__(
+        self,
+        predictor: MapPredictor,
+        score_threshold: float = 0.3,
+        min_cameras: int = 4,
+        slop_s: float = 0.1,
+        queue_size: int = 5,
+    ):
+        self.factory = MessageFactory()
+        self.timer = StageTimer()
+        self.pipeline = OnlinePipeline(predictor, self.factory, self.timer, score_threshold, min_cameras=min_cameras)
+        self.assembler = FrameAssembler(len(CAMERA_NAMES), slop_s, min_cameras, queue_size)
+        self.transforms = TransformCache()
+        self.infos = [None] * len(CAMERA_NAMES)
+
+    def run(self, bag: str | Path, writer: MapBagWriter | None = None) -> ReplayResult:
+        """Replay ``bag``; the node's output messages go to ``writer`` when given."""
+        bag = Path(bag)
+        result = ReplayResult()
+        with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
+            available = {c.topic for c in reader.connections}
+            images, result.missing_topics = camera_topics(available, bag)
+            if result.missing_topics:
+                log.warning("%s: no image topic for %s; predicting without them", bag, ", ".join(result.missing_topics))
+            infos = {topics.camera_info_topic(c): i for i, c in enumerate(CAMERA_NAMES)}
+            wanted = {*images, *infos, topics.TF_STATIC, topics.GT_ELEMENTS, topics.GT_MARKERS}
+            connections = [c for c in reader.connections if c.topic in wanted]
+            total = sum(c.msgcount for c in connections)
+            for connection, t, raw in tqdm(reader.messages(connections), total=total, desc="replay", unit="msg"):
+                message = reader.deserialize(raw, connection.msgtype)
+                topic = connection.topic
+                if topic == topics.TF_STATIC:
+                    result.scenes.append([])
+                    for transform in message.transforms:
+                        self.transforms.add(transform)
+                elif topic in infos:
+                    self.infos[infos[topic]] = message
+                elif topic in images:
+                    stamp = messages.stamp_ns(message.header.stamp)
+                    self._process(self.assembler.add(images[topic], stamp, message), result, writer)
+                elif topic == topics.GT_ELEMENTS:
+                    result.ground_truth[messages.stamp_ns(message.header.stamp)] = messages.elements_from_message(
+                        message
+                    )
+                if writer is not None and topic in (topics.GT_ELEMENTS, topics.GT_MARKERS):
+                    writer.write(topic, t, message)
+            self._process(self.assembler.flush(), result, writer)
+        result.timing = self.timer.summary()
+        if result.ground_truth:
+            result.metrics = score(result.predictions, result.ground_truth)
+        return result
+
+    def _process(self, ready: list, result: ReplayResult, writer: MapBagWriter | None) -> None:
+        for item in ready:
+            if not isinstance(item, FrameSet):
+                self.timer.drop(item.reason)
+                log.warning("dropped a camera set at %d ns: %s (%s)", item.stamp_ns, item.reason, item.detail)
+                continue
+            try:
+                out = self.pipeline.process(item.payloads, self.infos, self.transforms, item.stamp_ns)
+            except ValueError as e:
+                self.timer.drop("error")
+                log.warning("skipped the camera set at %d ns: %s", item.stamp_ns, e)
+                continue
+            result.predictions[item.stamp_ns] = out.map_elements
+            if not result.scenes:
+                result.scenes.append([])
+            result.scenes[-1].append(item.stamp_ns)
+            if writer is not None:
+                with self.timer.stage("publish"):
+                    writer.write(NODE_ELEMENTS, item.stamp_ns, out.elements)
+                    writer.write(NODE_MARKERS, item.stamp_ns, out.markers)
+
+
+def write_pictures(result: ReplayResult, folder: Path, score_threshold: float) -> list[Path]:
+    """A BEV PNG per processed frame (predictions over the paired ground truth) and a GIF per scene."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = {p: t for t, p in pair_by_stamp(list(result.ground_truth), list(result.predictions)).items()}
+    gifs = []
+    for index, stamps in enumerate(s for s in result.scenes if s):
+        frames = []
+        for stamp in tqdm(stamps, desc=f"bev scene {index}", unit="frame", leave=False):
+            path = folder / f"scene{index:02d}_{stamp}.png"
+            gt = result.ground_truth.get(pairs.get(stamp), [])
+            save_bev_png(
+                path, result.predictions[stamp], gt, score_threshold, f"scene {index}, t = {stamp / 1e9:.2f} s"
+            )
+            frames.append(Image.open(path).convert("P", palette=Image.Palette.ADAPTIVE))
+        gif = folder / f"scene{index:02d}.gif"
+        frames[0].save(gif, save_all=True, append_images=frames[1:], duration=500, loop=0)
+        gifs.append(gif)
+    return gifs
+
+
+def replay_bag(
+    bag: str | Path,
+    weights: str | Path,
+    out: str | Path,
+    model_config: str | None = None,
+    device: str = "auto",
+    score_threshold: float = 0.0,
+    min_cameras: int = 4,
+    pictures: bool = True,
+) -> ReplayResult:
+    """The ``mapdistill replay`` command: replay, then write the predictions bag, the MapTR JSON,
+    metrics.json and the pictures into ``out`` (which must not hold a predictions bag yet)."""
+    out = Path(out)
+    bag = Path(bag)
+    if not bag.exists():
+        raise BagError(f"{bag}: no such bag")
+    predictor = MapPredictor.from_checkpoint(weights, device, model_config=model_config)
+    replay = BagReplay(predictor, score_threshold, min_cameras)
+    out.mkdir(parents=True, exist_ok=True)
+    with MapBagWriter(out / "predictions") as writer:
+        result = replay.run(bag, writer)
+    meta = provenance(bag=str(bag), weights=str(weights), score_threshold=score_threshold)
+    tokens = {str(stamp): elements for stamp, elements in result.predictions.items()}
+    write_json(out / "predictions.json", predictions_document(tokens, meta))
+    metrics = {
+        "meta": meta,
+        "metrics": result.metrics,
+        "no_metrics_reason": None if result.metrics else f"{bag} has no {topics.GT_ELEMENTS}",
+        "missing_camera_topics": result.missing_topics,
+        "latency_ms": {name: {"p50": s["p50_ms"], "p95": s["p95_ms"]} for name, s in result.timing["stages"].items()},
+        "frames": {"processed": result.timing["frames"], "dropped": result.timing["dropped"]},
+    }
+    write_json(out / "metrics.json", metrics)
+    if pictures:
+        write_pictures(result, out / "bev", max(score_threshold, PICTURE_THRESHOLD))
+    return result

@@ -1,0 +1,127 @@
+"""Offline replay: a bag through the node's code path equals the inference entry point on the samples."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from mapdistill_core.checkpoint import save_model
+from mapdistill_core.data.sample import CAMERA_NAMES
+from mapdistill_core.data.synthetic.world import SyntheticScene
+from mapdistill_core.inference import MapPredictor
+from mapdistill_core.map_elements import MapElement
+from mapdistill_core.metrics import evaluate_vectors
+from mapdistill_core.models.model import build_model
+from mapdistill_ros import topics
+from mapdistill_ros.bag_writer import MapBagWriter
+from mapdistill_ros.cli import main
+from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS, BagError, pair_by_stamp, replay_bag
+from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, sample_frame, write_synthetic_bag
+from tests.model_fixtures import STUDENT, WORLD
+from tests.test_bags import read_bag
+
+SCENES, SAMPLES = 2, 3
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "student.safetensors"
+    save_model(path, build_model(STUDENT))
+    return path
+
+
+@pytest.fixture(scope="module")
+def samples():
+    world = dataclasses.replace(WORLD, samples_per_scene=SAMPLES)
+    return [SyntheticScene(world, "test", s).sample(i) for s in range(SCENES) for i in range(SAMPLES)]
+
+
+@pytest.fixture(scope="module")
+def png_bag(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bag") / "bag"
+    write_synthetic_bag(WORLD, "test", SCENES, path, samples=SAMPLES, image_format="png")
+    return path
+
+
+def write_bag(path, samples, drop_cameras=(), ground_truth=True):
+    """A synthetic bag with some camera topics left out (and optionally no ground truth)."""
+    with MapBagWriter(path) as writer:
+        rig = dict(zip(CAMERA_NAMES, samples[0].cam_to_ego, strict=True))
+        writer.write_static(samples[0].timestamp_ns, {**rig, "LIDAR_TOP": LIDAR_TO_EGO})
+        for sample in samples:
+            frame = sample_frame(sample, "png")
+            cameras = [c for c in frame.cameras if c.name not in drop_cameras]
+            writer.write_frame(
+                dataclasses.replace(frame, cameras=cameras, ground_truth=frame.ground_truth if ground_truth else None)
+            )
+
+
+def test_replay_equals_the_inference_entry_point_on_the_same_samples(png_bag, weights, samples, tmp_path):
+    result = replay_bag(png_bag, weights, tmp_path / "out", device="cpu", min_cameras=6, pictures=False)
+    predictor = MapPredictor.from_checkpoint(weights, "cpu")
+    direct = {s.timestamp_ns: predictor.predict(s, 0.0)[0] for s in samples}
+    assert sorted(result.predictions) == sorted(direct)
+    for stamp, elements in direct.items():
+        replayed = result.predictions[stamp]
+        assert [e.class_id for e in replayed] == [e.class_id for e in elements]
+        np.testing.assert_allclose([e.score for e in replayed], [e.score for e in elements], atol=1e-4)
+        np.testing.assert_allclose(
+            np.stack([e.points for e in replayed]), np.stack([e.points for e in elements]), atol=1e-3
+        )
+    ground_truth = {str(s.timestamp_ns): [MapElement(c, p) for c, p in s.vectors] for s in samples}
+    expected = evaluate_vectors({str(t): e for t, e in direct.items()}, ground_truth).to_dict()
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["metrics"]["counts"] == expected["counts"]
+    assert metrics["metrics"]["mAP"] == pytest.approx(expected["mAP"], abs=1e-6)
+    assert metrics["metrics"]["paired"] == len(samples)
+    assert metrics["frames"] == {"processed": len(samples), "dropped": {}}
+    assert metrics["latency_ms"]["inference"]["p50"] > 0
+    submission = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert len(submission["results"]) == len(samples)
+
+
+def test_predictions_bag_and_pictures(png_bag, weights, tmp_path):
+    replay_bag(png_bag, weights, tmp_path / "out", device="cpu")
+    bag, types = read_bag(tmp_path / "out" / "predictions")
+    frames = SCENES * SAMPLES
+    assert {t: len(v) for t, v in bag.items()} == {
+        NODE_ELEMENTS: frames,
+        NODE_MARKERS: frames,
+        topics.GT_ELEMENTS: frames,
+        topics.GT_MARKERS: frames,
+    }
+    assert types[NODE_ELEMENTS] == "mapdistill_ros/msg/MapElementArray"
+    assert all(m.markers[0].action == 3 for _, m in bag[NODE_MARKERS])
+    pictures = sorted(p.name for p in (tmp_path / "out" / "bev").iterdir())
+    assert [p for p in pictures if p.endswith(".gif")] == ["scene00.gif", "scene01.gif"]
+    assert len([p for p in pictures if p.endswith(".png")]) == frames
+
+
+def test_a_missing_camera_topic_runs_degraded_with_a_warning(samples, weights, tmp_path, caplog):
+    write_bag(tmp_path / "bag", samples[:SAMPLES], drop_cameras=("CAM_BACK",), ground_truth=False)
+    with caplog.at_level(logging.WARNING, "mapdistill.replay"):
+        result = replay_bag(tmp_path / "bag", weights, tmp_path / "out", device="cpu", pictures=False)
+    assert result.missing_topics == ["CAM_BACK"]
+    assert "CAM_BACK" in caplog.text
+    assert len(result.predictions) == SAMPLES
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["metrics"] is None and "/map_gt/elements" in metrics["no_metrics_reason"]
+
+
+def test_a_bag_without_cameras_is_a_clear_error(samples, weights, tmp_path, capsys):
+    with MapBagWriter(tmp_path / "gt_only") as writer:
+        writer.write_frame(dataclasses.replace(sample_frame(samples[0]), cameras=[]))
+    with pytest.raises(BagError, match="no camera image topic.*/map_gt/elements"):
+        replay_bag(tmp_path / "gt_only", weights, tmp_path / "out", device="cpu")
+    code = main(["replay", str(tmp_path / "gt_only"), "--weights", str(weights), "--out", str(tmp_path / "o2")])
+    assert code == 2 and "/LIDAR_TOP" in capsys.readouterr().err
+
+
+def test_pair_by_stamp_nearest_within_tolerance_each_used_once():
+    assert pair_by_stamp([100, 200, 1_000], [105, 190, 195, 5_000], tolerance_ns=20) == {100: 105, 200: 195}
