@@ -13,9 +13,16 @@ $(BIN)/.installed: requirements.txt setup.py
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/python scripts/metric_example.py --out $(DEMO_DIR)
-	$(BIN)/mapdistill eval-vectors --pred $(DEMO_DIR)/pred.json --gt $(DEMO_DIR)/gt.json --out $(DEMO_DIR)/result.json
-	$(BIN)/mapdistill plot-vectors --pred $(DEMO_DIR)/pred.json --gt $(DEMO_DIR)/gt.json --token example-000 --out $(DEMO_DIR)/example-000.png
+	rm -rf $(DEMO_DIR)
+	$(BIN)/mapdistill synthetic2bag --config config/synthetic_train_world.yaml --split test --scenes 2 --samples 10 --out $(DEMO_DIR)/bag
+	$(BIN)/mapdistill replay $(DEMO_DIR)/bag --weights checkpoints/synthetic_student.safetensors --out $(DEMO_DIR)/replay
+	@echo
+	@echo "Pictures: $(DEMO_DIR)/replay/bev/ (a PNG per frame, scene00.gif, scene01.gif); metrics: $(DEMO_DIR)/replay/metrics.json"
+	@echo "Retrain teacher, student and distilled student (and write results/synthetic_kd.md):"
+	@echo "  $(BIN)/mapdistill experiment --config config/experiment_synthetic.yaml"
+	@echo "Run it in ROS 2 (see README): colcon build, then"
+	@echo "  ros2 launch mapdistill_ros online_map.launch.py use_sim_time:=true"
+	@echo "  ros2 bag play $(DEMO_DIR)/bag --clock"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
