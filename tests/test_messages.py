@@ -77,3 +77,12 @@ def test_launch_file_compiles_and_names_files_that_exist():
     assert executables == {"online_map_node", "rviz2"}
     assert "scripts/online_map_node" in (ROOT / "CMakeLists.txt").read_text()
     assert (ROOT / "scripts" / "online_map_node").stat().st_mode & 0o111
+
+
+def test_replay_launch_file_compiles_and_includes_the_online_launch():
+    launch = ROOT / "launch" / "replay_eval.launch.py"
+    py_compile.compile(str(launch), doraise=True)
+    source = launch.read_text()
+    assert '"online_map.launch.py"' in source and (ROOT / "launch" / "online_map.launch.py").is_file()
+    assert '"map_evaluator"' in source and "scripts/map_evaluator" in (ROOT / "CMakeLists.txt").read_text()
+    assert (ROOT / "scripts" / "map_evaluator").stat().st_mode & 0o111

@@ -1,4 +1,5 @@
-"""launch_testing: the installed online_map_node, fed a tiny synthetic bag, publishes a MarkerArray.
+"""launch_testing: the installed online_map_node, fed a tiny synthetic bag, publishes a MarkerArray,
+and the map_evaluator beside it writes metrics.json on shutdown.
 
 Needs a sourced ROS 2 workspace with mapdistill_ros built (colcon); skipped where rclpy is missing
 (CI, plain pip installs). The bag is played by publishing its serialized messages with rclpy, so
@@ -6,6 +7,7 @@ rosbag2 itself is not needed. Run it with `launch_test tests/test_online_node_la
 """
 
 import importlib
+import json
 import time
 import unittest
 
@@ -31,6 +33,7 @@ from tests.model_fixtures import STUDENT, WORLD  # noqa: E402
 WORK = Path(tempfile.mkdtemp(prefix="mapdistill-launch-"))
 BAG = WORK / "bag"
 WEIGHTS = WORK / "student.safetensors"
+EVAL = WORK / "eval"
 
 
 @pytest.mark.launch_test
@@ -44,7 +47,10 @@ def generate_test_description():
         parameters=[{"weights": str(WEIGHTS), "device": "cpu", "score_threshold": 0.0, "max_frame_age_s": 1e9}],
         output="screen",
     )
-    return LaunchDescription([node, launch_testing.actions.ReadyToTest()])
+    evaluator = launch_ros.actions.Node(
+        package="mapdistill_ros", executable="map_evaluator", parameters=[{"out": str(EVAL)}], output="screen"
+    )
+    return LaunchDescription([node, evaluator, launch_testing.actions.ReadyToTest()])
 
 
 def message_class(msgtype: str):
@@ -85,3 +91,12 @@ class TestOnlineNode(unittest.TestCase):
         markers = received[0].markers
         self.assertEqual(markers[0].action, 3)  # DELETEALL first
         self.assertTrue(all(m.header.frame_id == "base_link" for m in markers))
+
+
+@launch_testing.post_shutdown_test()
+class TestEvaluatorOutput(unittest.TestCase):
+    def test_metrics_written_on_shutdown(self):
+        document = json.loads((EVAL / "metrics.json").read_text())
+        self.assertGreaterEqual(document["frames"]["predictions"], 1)
+        self.assertEqual(document["frames"]["ground_truth"], 3)
+        self.assertIn("mAP", document["metrics"])

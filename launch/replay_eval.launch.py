@@ -1,0 +1,61 @@
+"""`ros2 launch mapdistill_ros replay_eval.launch.py bag:=BAG weights:=W [out:=DIR] [rviz:=false]`
+
+Plays a bag (`ros2 bag play --clock`), runs the online map node on sim time, and the evaluator, which
+pairs the node's MapElementArray with /map_gt/elements by stamp and writes DIR/metrics.json when the
+bag has finished playing (the same scoring as the offline `mapdistill replay`).
+"""
+
+from pathlib import Path
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    ExecuteProcess,
+    IncludeLaunchDescription,
+    RegisterEventHandler,
+    TimerAction,
+)
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+
+SHARE = Path(get_package_share_directory("mapdistill_ros"))
+SETTLE_S = 3.0
+"""Seconds between the end of the bag and shutdown, for the last frames to be predicted."""
+
+
+def generate_launch_description():
+    arguments = [
+        DeclareLaunchArgument("bag", description="rosbag2 folder (e.g. from synthetic2bag or nuscenes2bag)"),
+        DeclareLaunchArgument("weights", description="student weights (.safetensors)"),
+        DeclareLaunchArgument("out", default_value="replay_eval", description="folder for metrics.json"),
+        DeclareLaunchArgument("rate", default_value="1.0", description="playback rate"),
+        DeclareLaunchArgument("rviz", default_value="false", description="also start RViz2"),
+    ]
+    play = ExecuteProcess(
+        cmd=["ros2", "bag", "play", LaunchConfiguration("bag"), "--clock", "--rate", LaunchConfiguration("rate")],
+        output="screen",
+    )
+    online = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(SHARE / "launch" / "online_map.launch.py")),
+        launch_arguments={
+            "weights": LaunchConfiguration("weights"),
+            "use_sim_time": "true",
+            "rviz": LaunchConfiguration("rviz"),
+        }.items(),
+    )
+    evaluator = Node(
+        package="mapdistill_ros",
+        executable="map_evaluator",
+        parameters=[{"out": LaunchConfiguration("out"), "use_sim_time": True}],
+        output="screen",
+    )
+    stop = RegisterEventHandler(
+        OnProcessExit(target_action=play, on_exit=[TimerAction(period=SETTLE_S, actions=[EmitEvent(event=Shutdown())])])
+    )
+    return LaunchDescription([*arguments, online, evaluator, play, stop])
