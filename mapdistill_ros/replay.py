@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
-from rosbags.highlevel import AnyReader
+from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
@@ -71,6 +71,17 @@ class ReplayResult:
     missing_topics: list[str] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
     metrics: dict | None = None
+
+
+def open_bag(bag: Path) -> AnyReader:
+    """An opened reader of ``bag`` (decoding the custom messages from the bag's own definitions);
+    a missing, truncated or unreadable bag is a BagError naming it."""
+    reader = AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
+    try:
+        reader.open()
+    except (AnyReaderError, FileNotFoundError) as e:
+        raise BagError(f"{bag}: not a readable rosbag2 ({e})") from None
+    return reader
 
 
 def camera_topics(available: set[str], bag: Path) -> tuple[dict[str, int], list[str]]:
@@ -143,7 +154,7 @@ class BagReplay:
         """Replay ``bag``; the node's output messages go to ``writer`` when given."""
         bag = Path(bag)
         result = ReplayResult()
-        with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
+        with open_bag(bag) as reader:
             available = {c.topic for c in reader.connections}
             images, result.missing_topics = camera_topics(available, bag)
             if result.missing_topics:
@@ -232,8 +243,7 @@ def replay_bag(
     metrics.json and the pictures into ``out`` (which must not hold a predictions bag yet)."""
     out = Path(out)
     bag = Path(bag)
-    if not bag.exists():
-        raise BagError(f"{bag}: no such bag")
+    open_bag(bag).close()
     predictor = MapPredictor.from_checkpoint(weights, device, model_config=model_config)
     replay = BagReplay(predictor, score_threshold, min_cameras)
     out.mkdir(parents=True, exist_ok=True)

@@ -125,3 +125,14 @@ def test_a_bag_without_cameras_is_a_clear_error(samples, weights, tmp_path, caps
 
 def test_pair_by_stamp_nearest_within_tolerance_each_used_once():
     assert pair_by_stamp([100, 200, 1_000], [105, 190, 195, 5_000], tolerance_ns=20) == {100: 105, 200: 195}
+
+
+def test_a_truncated_bag_is_a_clear_error_and_writes_nothing(png_bag, weights, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metadata.yaml").write_bytes((png_bag / "metadata.yaml").read_bytes())
+    (data,) = png_bag.glob("*.mcap")
+    (broken / data.name).write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.raises(BagError, match="broken: not a readable rosbag2"):
+        replay_bag(broken, weights, tmp_path / "out", device="cpu")
+    assert not (tmp_path / "out").exists()
