@@ -15,6 +15,8 @@ GIF per scene; a scene starts at each /tf_static message, which the bag writers 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,15 +75,19 @@ class ReplayResult:
     metrics: dict | None = None
 
 
-def open_bag(bag: Path) -> AnyReader:
-    """An opened reader of ``bag`` (decoding the custom messages from the bag's own definitions);
+@contextmanager
+def open_bag(bag: Path) -> Iterator[AnyReader]:
+    """An open reader of ``bag`` (decoding the custom messages from the bag's own definitions);
     a missing, truncated or unreadable bag is a BagError naming it."""
     reader = AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
     try:
         reader.open()
     except (AnyReaderError, FileNotFoundError) as e:
         raise BagError(f"{bag}: not a readable rosbag2 ({e})") from None
-    return reader
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 def camera_topics(available: set[str], bag: Path) -> tuple[dict[str, int], list[str]]:
@@ -243,7 +249,8 @@ def replay_bag(
     metrics.json and the pictures into ``out`` (which must not hold a predictions bag yet)."""
     out = Path(out)
     bag = Path(bag)
-    open_bag(bag).close()
+    with open_bag(bag):
+        pass
     predictor = MapPredictor.from_checkpoint(weights, device, model_config=model_config)
     replay = BagReplay(predictor, score_threshold, min_cameras)
     out.mkdir(parents=True, exist_ok=True)
