@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,16 @@ class Experiment:
                     self.train(name, self.distilled(terms, seed, teacher), "+".join(combo), seed, terms)
         return self.report(teacher)
 
+    def test_metrics(self, name: str, model, test) -> dict:
+        """A run's test metrics, computed once and kept in its folder (test.json); latencies, by
+        contrast, are measured again in every report so that all runs are timed side by side."""
+        path = self.out / name / "test.json"
+        if path.exists() and path.stat().st_mtime >= (self.out / name / "best.safetensors").stat().st_mtime:
+            return json.loads(path.read_text())
+        metrics = evaluate_model(model, test, self.device).to_dict()
+        write_json(path, metrics)
+        return metrics
+
     def report(self, teacher: Path) -> dict:
         test = build_dataset(self.student_config.data, "test")
         sample = test[0]
@@ -133,7 +144,7 @@ class Experiment:
             model, _ = load_model(self.out / name / "best.safetensors", self.device)
             batch = to_device(collate([sample], model.config.image_size, model.grid, 20, False), self.device)
             run["val_mAP"] = self.val_map(name)
-            run["test"] = evaluate_model(model, test, self.device).to_dict()
+            run["test"] = self.test_metrics(name, model, test)
             run["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
             run["latency_ms"] = forward_latency_ms(model, batch, self.device, warmup=2, iters=5)
         summary = summarize(self.runs)
