@@ -226,7 +226,11 @@ def write_pictures(result: ReplayResult, folder: Path, score_threshold: float) -
             path = folder / f"scene{index:02d}_{stamp}.png"
             gt = result.ground_truth.get(pairs.get(stamp), [])
             save_bev_png(
-                path, result.predictions[stamp], gt, score_threshold, f"scene {index}, t = {stamp / 1e9:.2f} s"
+                path,
+                result.predictions[stamp],
+                gt,
+                score_threshold,
+                f"scene {index}, t = {(stamp - stamps[0]) / 1e9:.1f} s",
             )
             frames.append(Image.open(path).convert("P", palette=Image.Palette.ADAPTIVE))
         gif = folder / f"scene{index:02d}.gif"
