@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from pyquaternion import Quaternion
 
+from mapdistill_core.data.nuscenes import TABLES
 from mapdistill_core.data.sample import CAMERA_NAMES
 
 VERSION = "v1.0-mini"
@@ -189,24 +190,7 @@ def map_expansion() -> dict:
 class _TableBuilder:
     def __init__(self, root: Path):
         self.root = root
-        self.tables = {
-            name: []
-            for name in (
-                "attribute",
-                "calibrated_sensor",
-                "category",
-                "ego_pose",
-                "instance",
-                "log",
-                "map",
-                "sample",
-                "sample_annotation",
-                "sample_data",
-                "scene",
-                "sensor",
-                "visibility",
-            )
-        }
+        self.tables = {name: [] for name in TABLES}
         self.tables["category"].append({"token": "category-0", "name": "vehicle.car", "description": "cars"})
         self.tables["visibility"].append({"token": "1", "level": "v0-40", "description": "visibility 0-40%"})
         for channel in (*CAMERA_NAMES, "LIDAR_TOP"):
