@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
+from mapdistill_core.data.batch import intrinsics_scale, resize_image
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
@@ -147,8 +147,8 @@ class OnlinePipeline:
             h, w = rgb[i].shape[:2]
             if (h, w) != (info.height, info.width):
                 raise ValueError(f"image of '{frame}' is {w} x {h}, its CameraInfo says {info.width} x {info.height}")
-            pixels[i] = cv2.resize(rgb[i], (width, height), interpolation=cv2.INTER_AREA)
-            ks[i] = np.diag([width / w, height / h, 1.0]) @ k
+            pixels[i] = resize_image(rgb[i], (height, width))
+            ks[i] = intrinsics_scale((h, w), (height, width)) @ k
             poses[i], mask[i] = pose, True
         usable = int(mask.sum())
         if usable < self.min_cameras:

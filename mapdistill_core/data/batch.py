@@ -28,16 +28,27 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 [h, w, 3] -> [H, W, 3] at ``size`` (H, W), area interpolation (unchanged if already that size)."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def intrinsics_scale(image_hw: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """float64 [3, 3] that maps K at ``image_hw`` pixels to K at ``size`` (both (H, W))."""
+    (h, w), (height, width) = image_hw, size
+    return np.diag([width / w, height / h, 1.0])
+
+
 def prepare_images(images: np.ndarray, intrinsics: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Resize uint8 [N, h, w, 3] images to ``size`` (H, W) and scale the intrinsics to match.
 
     Returns float32 [N, 3, H, W] normalized images and float32 [N, 3, 3] intrinsics.
     """
-    n, h, w, _ = images.shape
-    height, width = size
-    if (h, w) != (height, width):
-        images = np.stack([cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in images])
-    scale = np.diag([width / w, height / h, 1.0]).astype(np.float32)
+    scale = intrinsics_scale(images.shape[1:3], size).astype(np.float32)
+    images = np.stack([resize_image(im, size) for im in images])
     out = (images.astype(np.float32) / 255.0 - MEAN) / STD
     return out.transpose(0, 3, 1, 2), scale @ intrinsics.astype(np.float32)
 
