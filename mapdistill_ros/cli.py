@@ -9,6 +9,7 @@ import sys
 from mapdistill_core.cli import build_parser, run
 from mapdistill_core.config import load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
+from mapdistill_ros.bag_writer import STORAGES
 
 
 def cmd_synthetic2bag(args: argparse.Namespace) -> int:
@@ -65,8 +66,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_bag_output(p: argparse.ArgumentParser) -> None:
+    """--out and --storage of the commands that write a bag."""
+    p.add_argument("--out", required=True, help="bag folder to create (must not exist)")
+    p.add_argument("--storage", default="mcap", choices=sorted(STORAGES), help="storage (default: %(default)s)")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register synthetic2bag and nuscenes2bag on the subparsers of mapdistill_core.cli."""
+    """Register synthetic2bag, nuscenes2bag and replay on the subparsers of mapdistill_core.cli."""
     p = sub.add_parser(
         "synthetic2bag",
         help="render synthetic drives into a rosbag2 (cameras, CameraInfo, LiDAR, TF, ground truth)",
@@ -78,8 +85,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default: %(default)s)")
     p.add_argument("--scenes", type=int, default=1, help="scenes to render (default: %(default)s)")
     p.add_argument("--samples", type=int, default=0, help="samples per scene (default: the world's)")
-    p.add_argument("--out", required=True, help="bag folder to create (must not exist)")
-    p.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="storage (default: %(default)s)")
+    add_bag_output(p)
     p.add_argument(
         "--image-format", default="jpeg", choices=("jpeg", "png"), help="image encoding (default: %(default)s)"
     )
@@ -99,8 +105,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--version", default="v1.0-mini", help="v1.0-mini, v1.0-trainval or v1.0-test (default: %(default)s)"
     )
     p.add_argument("--scene", action="append", required=True, help="scene name, e.g. scene-0061; repeat for more")
-    p.add_argument("--out", required=True, help="bag folder to create (must not exist)")
-    p.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"), help="storage (default: %(default)s)")
+    add_bag_output(p)
     p.add_argument("--sweeps", action="store_true", help="also write every camera and LiDAR sweep between key frames")
     p.set_defaults(func=cmd_nuscenes2bag)
 
