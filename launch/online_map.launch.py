@@ -1,4 +1,4 @@
-"""`ros2 launch mapdistill_ros online_map.launch.py [weights:=W] [config:=C] [device:=D] [rviz:=false] ...`
+"""`ros2 launch mapdistill_ros online_map.launch.py [weights:=W] [backend:=B] [device:=D] [rviz:=false] ...`
 
 Starts the online map node with config/online_map.yaml (or params_file) plus the overrides given on
 the command line, and RViz2 with config/online_map.rviz.
@@ -16,7 +16,8 @@ from launch import LaunchDescription
 
 SHARE = Path(get_package_share_directory("mapdistill_ros"))
 ARGUMENTS = {
-    "weights": ("", "student weights (.safetensors); empty: the params file's"),
+    "weights": ("", "student weights (.safetensors, or .onnx with backend onnxruntime); empty: the params file's"),
+    "backend": ("", "torch or onnxruntime; empty: the params file's"),
     "config": ("", "model config YAML; empty: the params file's (by default the config in the weights)"),
     "device": ("", "auto, cpu, cuda, cuda:1 ...; empty: the params file's"),
     "params_file": (str(SHARE / "config" / "online_map.yaml"), "node parameters (ROS 2 params file)"),
@@ -24,7 +25,7 @@ ARGUMENTS = {
     "rviz": ("true", "start RViz2 with config/online_map.rviz"),
     "namespace": ("", "namespace of the node"),
 }
-OVERRIDES = {"weights": "weights", "config": "model_config", "device": "device"}
+OVERRIDES = {"weights": "weights", "backend": "backend", "config": "model_config", "device": "device"}
 
 
 def nodes(context):

@@ -1,4 +1,4 @@
-"""`ros2 launch mapdistill_ros replay_eval.launch.py bag:=BAG weights:=W [out:=DIR] [rviz:=false]`
+"""`ros2 launch mapdistill_ros replay_eval.launch.py bag:=BAG weights:=W [backend:=B] [out:=DIR] [rviz:=false]`
 
 Plays a bag (`ros2 bag play --clock`), runs the online map node on sim time, and the evaluator, which
 pairs the node's MapElementArray with /map_gt/elements by stamp and writes DIR/metrics.json when the
@@ -32,7 +32,10 @@ SETTLE_S = 3.0
 def generate_launch_description():
     arguments = [
         DeclareLaunchArgument("bag", description="rosbag2 folder (e.g. from synthetic2bag or nuscenes2bag)"),
-        DeclareLaunchArgument("weights", description="student weights (.safetensors)"),
+        DeclareLaunchArgument(
+            "weights", description="student weights (.safetensors, or .onnx with backend onnxruntime)"
+        ),
+        DeclareLaunchArgument("backend", default_value="torch", description="torch or onnxruntime"),
         DeclareLaunchArgument("out", default_value="replay_eval", description="folder for metrics.json"),
         DeclareLaunchArgument("rate", default_value="1.0", description="playback rate"),
         DeclareLaunchArgument("rviz", default_value="false", description="also start RViz2"),
@@ -45,6 +48,7 @@ def generate_launch_description():
         PythonLaunchDescriptionSource(str(SHARE / "launch" / "online_map.launch.py")),
         launch_arguments={
             "weights": LaunchConfiguration("weights"),
+            "backend": LaunchConfiguration("backend"),
             "use_sim_time": "true",
             "rviz": LaunchConfiguration("rviz"),
         }.items(),

@@ -150,6 +150,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from mapdistill_core.checkpoint import load_model
+    from mapdistill_core.export import check_export, example_batch, export_onnx
+
+    out = export_onnx(args.weights, args.out, args.opset, args.fp16)
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opset {args.opset}, {'float16' if args.fp16 else 'float32'})"
+    )
+    model, _ = load_model(args.weights)
+    check = check_export(args.weights, out, example_batch(model, batch_size=2))
+    if check.ran:
+        print(
+            f"onnxruntime (CPU) vs PyTorch on a random batch of 2: max |logit difference| {check.max_logit_error:.2e}, "
+            f"max point difference {check.max_point_error_m:.2e} m"
+        )
+    else:
+        print(f"not checked against PyTorch: {check.reason}")
+    return 0
+
+
 def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:
     """The parser of every subcommand here; ``extra(subparsers)`` may add more (the ROS-type commands of
     mapdistill_ros.cli, which this ROS-free module cannot import)."""
@@ -279,6 +299,26 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     p.add_argument("--pictures", type=int, default=4, help="BEV pictures to write (default: 4)")
     p.add_argument("--score-threshold", type=float, default=0.3, help="pictures: draw scores >= this")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser(
+        "export",
+        help="export a student to ONNX for onnxruntime / TensorRT",
+        description="Export camera-only student weights to an ONNX file (dynamic batch size) with the model "
+        "config in its metadata, check it with onnx.checker and compare onnxruntime's output with PyTorch's "
+        "on a random batch. Inputs: images [B, 6, 3, H, W] normalized, intrinsics [B, 6, 3, 3], cam_to_ego "
+        "[B, 6, 4, 4], camera_mask [B, 6]; outputs: logits [B, Q, 3], points [B, Q, 20, 2] normalized. "
+        "The node and `mapdistill replay` run it with backend onnxruntime.",
+    )
+    p.add_argument(
+        "--weights", required=True, help="student .safetensors (e.g. checkpoints/synthetic_student.safetensors)"
+    )
+    p.add_argument("--out", required=True, help="ONNX file to write, e.g. student.onnx")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: %(default)s; GridSample needs >= 16)")
+    p.add_argument(
+        "--fp16",
+        action="store_true",
+        help="float16 weights and activations (for GPUs; camera geometry, inputs and outputs stay float32)",
+    )
+    p.set_defaults(func=cmd_export)
     if extra is not None:
         extra(sub)
     return parser

@@ -1,22 +1,34 @@
 """The one inference entry point: weights + config in, map elements in base_link out.
 
-Every consumer (evaluation, the ROS node, bag replay, export) goes through ``MapPredictor``.
+Every consumer (evaluation, the ROS node, bag replay, benchmarks) goes through ``MapPredictor``,
+which runs one of two backends on a collated batch: ``TorchBackend`` (the MapModel in PyTorch,
+optionally float16 autocast on CUDA) or ``OnnxRuntimeBackend`` (a file written by
+``mapdistill export``, see mapdistill_core.export). Both return the last decoder layer's class
+logits [B, Q, K] and normalized points [B, Q, Np, 2]; decoding to elements is shared.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mapdistill_core.checkpoint import load_model
-from mapdistill_core.config import load_config
-from mapdistill_core.data.batch import collate, to_device
+from mapdistill_core.config import config_from_dict, load_config
+from mapdistill_core.data.batch import collate
 from mapdistill_core.data.sample import Sample
-from mapdistill_core.map_elements import MapElement
+from mapdistill_core.map_elements import CLASS_NAMES, MapElement
+from mapdistill_core.models.bev_grid import BEVGrid
+from mapdistill_core.models.config import ModelConfig
 from mapdistill_core.models.model import MapModel
 from mapdistill_core.training.config import ExperimentConfig
+
+BACKENDS = ("torch", "onnxruntime")
+ONNX_FORMAT = "mapdistill.onnx/1"
+ONNX_INPUTS = ("images", "intrinsics", "cam_to_ego", "camera_mask")
+ONNX_OUTPUTS = ("logits", "points")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -27,7 +39,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def decode(
-    logits: torch.Tensor, points: torch.Tensor, model: MapModel, top_k: int | None = None
+    logits: torch.Tensor, points: torch.Tensor, grid: BEVGrid, top_k: int | None = None
 ) -> list[list[MapElement]]:
     """Last-layer outputs -> per sample the top-k (query, class) pairs by score, as MapTR does.
 
@@ -38,7 +50,7 @@ def decode(
     top_k = top_k or q
     scores = logits.float().sigmoid().flatten(1)  # [B, Q * K]
     values, index = scores.topk(min(top_k, q * k), dim=1)
-    metres = model.grid.denormalize(points.float())
+    metres = grid.denormalize(points.float())
     out = []
     for i in range(b):
         labels = (index[i] % k).tolist()
@@ -48,33 +60,134 @@ def decode(
     return out
 
 
-class MapPredictor:
-    """A loaded model that turns Samples into map elements.
+class TorchBackend:
+    """A MapModel on a torch device: batch -> (logits [B, Q, K], points [B, Q, Np, 2]).
 
     Args:
-        model: a MapModel (teacher or student).
-        device: where to run it.
-        half: run the forward under float16 autocast (CUDA only; ignored on CPU).
+        half: float16 autocast (CUDA only; ignored on CPU, which has no fast float16 kernels).
+
+    On CUDA the input tensors are pinned and copied asynchronously.
     """
+
+    name = "torch"
 
     def __init__(self, model: MapModel, device: str | torch.device = "cpu", half: bool = False):
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
-        self.config = model.config
+        self.config: ModelConfig = model.config
         self.half = half and self.device.type == "cuda"
+
+    @torch.inference_mode()
+    def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        cuda = self.device.type == "cuda"
+        inputs = {
+            k: (batch[k].pin_memory() if cuda else batch[k]).to(self.device, non_blocking=True) for k in ONNX_INPUTS
+        }
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
+            outputs = self.model(inputs)
+        return outputs["logits"][-1].float().cpu(), outputs["points"][-1].float().cpu()
+
+
+class OnnxRuntimeBackend:
+    """A model exported by ``mapdistill export``, run by onnxruntime: batch -> (logits, points).
+
+    The model config comes from the file's metadata. Device "auto" takes the CUDA execution
+    provider when onnxruntime has one, else the CPU one; the precision is the file's (``--fp16``).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: str = "auto"):
+        import onnxruntime
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such ONNX file")
+        available = onnxruntime.get_available_providers()
+        if device == "cpu":
+            providers = ["CPUExecutionProvider"]
+        elif device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in available:
+                raise ValueError(f"device {device}: onnxruntime has no CUDAExecutionProvider (has {available})")
+            index = int(device.partition(":")[2] or 0)
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        else:
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=providers)
+        except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+            raise ValueError(f"{path}: onnxruntime cannot load it ({e})") from None
+        self.config = onnx_model_config(path, self.session.get_modelmeta().custom_metadata_map)
+        self.device = torch.device("cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu")
+        self.half = json.loads(self.session.get_modelmeta().custom_metadata_map.get("fp16", "false"))
+
+    def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        feed = {k: batch[k].numpy() for k in ONNX_INPUTS}
+        logits, points = self.session.run(list(ONNX_OUTPUTS), feed)
+        return torch.from_numpy(logits), torch.from_numpy(points)
+
+
+def onnx_model_config(path: str | Path, metadata: dict[str, str]) -> ModelConfig:
+    """The ModelConfig in an exported file's metadata, with a clear error when it is not ours."""
+    if metadata.get("format") != ONNX_FORMAT:
+        raise ValueError(f"{path}: not an ONNX file written by `mapdistill export` (metadata format != {ONNX_FORMAT})")
+    if json.loads(metadata.get("class_names", "null")) != list(CLASS_NAMES):
+        raise ValueError(f"{path}: class names {metadata.get('class_names')} differ from {list(CLASS_NAMES)}")
+    return config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
+
+
+class MapPredictor:
+    """A loaded model that turns Samples into map elements.
+
+    Args:
+        backend: a TorchBackend or an OnnxRuntimeBackend.
+    """
+
+    def __init__(self, backend: TorchBackend | OnnxRuntimeBackend):
+        self.backend = backend
+        self.config: ModelConfig = backend.config
+        self.grid = BEVGrid(tuple(self.config.bev_size))
+
+    @property
+    def device(self) -> torch.device:
+        return self.backend.device
+
+    @property
+    def half(self) -> bool:
+        return self.backend.half
+
+    @classmethod
+    def from_model(cls, model: MapModel, device: str | torch.device = "cpu", half: bool = False) -> MapPredictor:
+        return cls(TorchBackend(model, device, half))
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str = "auto", half: bool = False, model_config: str | Path | None = None
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        half: bool = False,
+        model_config: str | Path | None = None,
+        backend: str = "torch",
     ) -> MapPredictor:
-        """Load weights; the model is the one in their metadata, or the ``model:`` section of the
-        experiment config ``model_config`` when given (misfitting weights are a CheckpointError)."""
+        """Load a model.
+
+        Args:
+            path: safetensors weights (backend torch) or an exported ONNX file (backend onnxruntime).
+            model_config: torch only: take the model from the ``model:`` section of this experiment
+                config instead of the weights' metadata (misfitting weights are a CheckpointError).
+            half: torch only (an ONNX file has its precision from export).
+        """
+        if backend == "onnxruntime":
+            if model_config or half:
+                raise ValueError("model_config and half apply to the torch backend; an ONNX file has its own")
+            return cls(OnnxRuntimeBackend(path, device))
+        if backend != "torch":
+            raise ValueError(f"unknown inference backend {backend!r}; choose one of {BACKENDS}")
         target = resolve_device(device)
         config = load_config(ExperimentConfig, model_config).model if model_config else None
         model, _ = load_model(path, target, config)
-        return cls(model, target, half)
+        return cls(TorchBackend(model, target, half))
 
-    @torch.inference_mode()
     def predict(
         self, samples: Sample | list[Sample], score_threshold: float = 0.0, camera_mask: np.ndarray | None = None
     ) -> list[list[MapElement]]:
@@ -85,10 +198,7 @@ class MapPredictor:
             camera_mask: bool [B, N] cameras present (default: all).
         """
         samples = [samples] if isinstance(samples, Sample) else samples
-        batch = collate(
-            samples, self.config.image_size, self.model.grid, self.config.decoder.num_points, False, camera_mask
-        )
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
-            outputs = self.model(to_device(batch, self.device))
-        decoded = decode(outputs["logits"][-1], outputs["points"][-1], self.model)
+        batch = collate(samples, self.config.image_size, self.grid, self.config.decoder.num_points, False, camera_mask)
+        logits, points = self.backend(batch)
+        decoded = decode(logits, points, self.grid)
         return [[e for e in elements if e.score >= score_threshold] for elements in decoded]

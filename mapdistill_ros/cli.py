@@ -9,6 +9,7 @@ import sys
 from mapdistill_core.cli import build_parser, run
 from mapdistill_core.config import load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
+from mapdistill_core.inference import BACKENDS
 from mapdistill_ros.bag_writer import STORAGES
 
 
@@ -45,6 +46,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             args.score_threshold,
             args.min_cameras,
             not args.no_pictures,
+            args.backend,
         )
     except BagError as e:
         print(f"mapdistill replay: error: {e}", file=sys.stderr)
@@ -119,8 +121,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "frames processed and dropped) and OUT/bev/ (a PNG per frame, a GIF per scene).",
     )
     p.add_argument("bag", help="rosbag2 folder")
-    p.add_argument("--weights", required=True, help="student (or teacher) weights, .safetensors")
-    p.add_argument("--config", help="model config YAML (default: the config stored in the weights)")
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="student (or teacher) weights: .safetensors, or .onnx with --backend onnxruntime",
+    )
+    p.add_argument(
+        "--backend",
+        default="torch",
+        choices=BACKENDS,
+        help="run the weights with PyTorch or an exported ONNX file with onnxruntime (default: %(default)s)",
+    )
+    p.add_argument("--config", help="torch backend: model config YAML (default: the config stored in the weights)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda ... (default: %(default)s)")
     p.add_argument(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mapdistill_core.data.sample import CAMERA_NAMES
+from mapdistill_core.inference import BACKENDS
 from mapdistill_ros import topics
 
 NODE_NAME = "online_map_node"
@@ -43,10 +44,18 @@ PARAMETERS: tuple[Parameter, ...] = (
         list,
         "Six sensor_msgs/CameraInfo topics in rig order.",
     ),
-    Parameter("weights", "checkpoints/synthetic_student.safetensors", str, "Student weights (safetensors)."),
-    Parameter("model_config", "", str, "Model config YAML; empty: the config stored in the weights' metadata."),
-    Parameter("device", "auto", str, "Torch device: auto (cuda when present, else cpu), cpu, cuda or cuda:<index>."),
-    Parameter("half", False, bool, "Run the model in half precision (GPU only)."),
+    Parameter(
+        "backend",
+        "torch",
+        str,
+        "Inference backend: torch (weights = .safetensors) or onnxruntime (weights = .onnx from mapdistill export).",
+    ),
+    Parameter("weights", "checkpoints/synthetic_student.safetensors", str, "Student weights (.safetensors or .onnx)."),
+    Parameter(
+        "model_config", "", str, "torch backend: model config YAML; empty: the config stored in the weights' metadata."
+    ),
+    Parameter("device", "auto", str, "Device: auto (cuda when present, else cpu), cpu, cuda or cuda:<index>."),
+    Parameter("half", False, bool, "torch backend: float16 autocast (GPU only); onnxruntime: export with --fp16."),
     Parameter("score_threshold", 0.3, float, "Publish elements scoring at least this, in [0, 1]."),
     Parameter("sync_slop_s", 0.1, float, "Largest spread of camera stamps within one synchronized set, seconds."),
     Parameter("queue_size", 5, int, "Most camera sets waiting for synchronization at once."),
@@ -100,6 +109,9 @@ def validate_parameters(values: dict[str, Any], source: str = "parameters") -> d
         "score_threshold": 0.0 <= out["score_threshold"] <= 1.0,
         "min_cameras": 1 <= out["min_cameras"] <= len(CAMERA_NAMES),
         "device": _DEVICE.fullmatch(out["device"]) is not None,
+        "backend": out["backend"] in BACKENDS,
+        "half": not (out["half"] and out["backend"] == "onnxruntime"),
+        "model_config": not (out["model_config"] and out["backend"] == "onnxruntime"),
         "input_reliability": out["input_reliability"] in RELIABILITIES,
         "weights": bool(out["weights"]),
         "output_frame": bool(out["output_frame"]),

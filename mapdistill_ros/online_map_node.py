@@ -54,9 +54,11 @@ class OnlineMapNode(Node):
             {p.name: self.get_parameter(p.name).value for p in PARAMETERS}, f"node {self.get_fully_qualified_name()}"
         )
         predictor = MapPredictor.from_checkpoint(
-            params["weights"], params["device"], params["half"], params["model_config"] or None
+            params["weights"], params["device"], params["half"], params["model_config"] or None, params["backend"]
         )
-        self.get_logger().info(f"loaded {params['weights']} on {predictor.device} (half: {predictor.half})")
+        self.get_logger().info(
+            f"loaded {params['weights']} ({params['backend']}) on {predictor.device} (half: {predictor.half})"
+        )
         self.timer = StageTimer()
         self.pipeline = OnlinePipeline(
             predictor,

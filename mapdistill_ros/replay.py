@@ -248,19 +248,21 @@ def replay_bag(
     score_threshold: float = 0.0,
     min_cameras: int = 4,
     pictures: bool = True,
+    backend: str = "torch",
 ) -> ReplayResult:
     """The ``mapdistill replay`` command: replay, then write the predictions bag, the MapTR JSON,
-    metrics.json and the pictures into ``out`` (which must not hold a predictions bag yet)."""
+    metrics.json and the pictures into ``out`` (which must not hold a predictions bag yet).
+    ``backend`` is torch (safetensors weights) or onnxruntime (an exported .onnx)."""
     out = Path(out)
     bag = Path(bag)
     with open_bag(bag):
         pass
-    predictor = MapPredictor.from_checkpoint(weights, device, model_config=model_config)
+    predictor = MapPredictor.from_checkpoint(weights, device, model_config=model_config, backend=backend)
     replay = BagReplay(predictor, score_threshold, min_cameras)
     out.mkdir(parents=True, exist_ok=True)
     with MapBagWriter(out / "predictions") as writer:
         result = replay.run(bag, writer)
-    meta = provenance(bag=str(bag), weights=str(weights), score_threshold=score_threshold)
+    meta = provenance(bag=str(bag), weights=str(weights), backend=backend, score_threshold=score_threshold)
     tokens = {str(stamp): elements for stamp, elements in result.predictions.items()}
     write_json(out / "predictions.json", predictions_document(tokens, meta))
     metrics = {

@@ -122,7 +122,7 @@ def test_a_tiny_model_overfits_a_few_samples():
     model.eval()
     with torch.no_grad():
         out = model(batch)
-    predictions = decode(out["logits"][-1], out["points"][-1], model)
+    predictions = decode(out["logits"][-1], out["points"][-1], model.grid)
     result = evaluate_vectors(
         {s.token: p for s, p in zip(data, predictions, strict=True)}, {s.token: s.map_elements() for s in data}
     )

@@ -25,7 +25,7 @@ def predictor():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    yield MapPredictor(build_model(STUDENT), "cpu")
+    yield MapPredictor.from_model(build_model(STUDENT), "cpu")
     torch.set_num_threads(threads)
 
 

@@ -136,3 +136,16 @@ def test_a_truncated_bag_is_a_clear_error_and_writes_nothing(png_bag, weights, t
     with pytest.raises(BagError, match="broken: not a readable rosbag2"):
         replay_bag(broken, weights, tmp_path / "out", device="cpu")
     assert not (tmp_path / "out").exists()
+
+
+def test_replay_with_the_onnxruntime_backend_gives_the_torch_metrics(png_bag, weights, tmp_path):
+    from mapdistill_core.export import export_onnx
+
+    exported = export_onnx(weights, tmp_path / "student.onnx")
+    by_torch = replay_bag(png_bag, weights, tmp_path / "torch", device="cpu", min_cameras=6, pictures=False)
+    by_onnx = replay_bag(
+        png_bag, exported, tmp_path / "onnx", device="cpu", min_cameras=6, pictures=False, backend="onnxruntime"
+    )
+    assert by_onnx.metrics["counts"] == by_torch.metrics["counts"]
+    assert by_onnx.metrics["mAP"] == pytest.approx(by_torch.metrics["mAP"], abs=1e-6)
+    assert json.loads((tmp_path / "onnx" / "metrics.json").read_text())["meta"]["backend"] == "onnxruntime"

@@ -20,8 +20,9 @@ from mapdistill_core.models.config import DecoderConfig
 
 
 def inverse_sigmoid(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    x = x.clamp(eps, 1 - eps)
-    return torch.log(x / (1 - x))
+    """log(x / (1 - x)) with both terms clamped at ``eps`` (finite in float16, where 1 - 1e-5 == 1)."""
+    x = x.clamp(0, 1)
+    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
 
 
 class BEVSampling(nn.Module):

@@ -19,19 +19,42 @@ from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.models.config import AttentionViewConfig, LSSConfig
 
 
+def inverse_3x3(m: torch.Tensor) -> torch.Tensor:
+    """Inverse of [..., 3, 3] matrices by the adjugate (exportable to ONNX, unlike torch.linalg.inv):
+    with rows r0, r1, r2, the inverse's columns are r1 x r2, r2 x r0, r0 x r1 over the determinant."""
+    r0, r1, r2 = m.unbind(-2)
+    adjugate = torch.stack([torch.linalg.cross(r1, r2), torch.linalg.cross(r2, r0), torch.linalg.cross(r0, r1)], -1)
+    det = (r0 * adjugate[..., 0]).sum(-1)
+    return adjugate / det[..., None, None]
+
+
+def rigid_inverse(transform: torch.Tensor) -> torch.Tensor:
+    """Inverse of rigid transforms [..., 4, 4] (rotation and translation): [R^T, -R^T t]."""
+    rotation_t = transform[..., :3, :3].transpose(-1, -2)
+    translation = -(rotation_t @ transform[..., :3, 3:])
+    return torch.cat([torch.cat([rotation_t, translation], -1), transform[..., 3:, :]], -2)
+
+
 def pixel_rays(intrinsics: torch.Tensor, h: int, w: int, stride: int) -> torch.Tensor:
     """Rays [B, N, h, w, 3] in the optical frame (z = 1) through feature-cell centres."""
     rows = (torch.arange(h, device=intrinsics.device, dtype=intrinsics.dtype) + 0.5) * stride
     cols = (torch.arange(w, device=intrinsics.device, dtype=intrinsics.dtype) + 0.5) * stride
     v, u = torch.meshgrid(rows, cols, indexing="ij")
     pix = torch.stack([u, v, torch.ones_like(u)], dim=-1)  # [h, w, 3]
-    return torch.einsum("bnij,hwj->bnhwi", torch.linalg.inv(intrinsics), pix)
+    return torch.einsum("bnij,hwj->bnhwi", inverse_3x3(intrinsics), pix)
+
+
+def static_shapes_wanted(features: torch.Tensor) -> bool:
+    """Whether to run the static-shape code paths: on GPUs (no host synchronization, so CUDA graphs
+    and torch.compile apply) and while exporting or compiling; eager CPU runs skip work instead."""
+    return features.device.type != "cpu" or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 
 
 class LiftSplat(nn.Module):
     """Lift-splat-shoot: a depth distribution per feature pixel lifts its context feature into a
-    frustum of points (depth bins along the optical axis), splatted into BEV cells by a sparse
-    matrix product (sum over every pixel and depth that falls into a cell)."""
+    frustum of points (depth bins along the optical axis), each point's feature (depth probability x
+    context) summed into the BEV cell it falls in (index_add; points outside the grid go to a spare
+    cell that is dropped, so shapes are static and the graph exports to ONNX)."""
 
     def __init__(self, in_channels: int, channels: int, grid: BEVGrid, config: LSSConfig, stride: int):
         super().__init__()
@@ -54,12 +77,22 @@ class LiftSplat(nn.Module):
     def splat(self, depth, context, intrinsics, cam_to_ego) -> torch.Tensor:
         """Sum depth-weighted context into BEV cells: depth [B, N, D, h, w], context [B, N, C, h, w].
 
-        Runs in float32 (sparse products have no half-precision kernels)."""
+        Geometry and sums run in float32 (half-precision pixel rays are too coarse, and a cell sums
+        many points); the BEV [B, C, X, Y] comes back in the context's dtype."""
         with torch.autocast(depth.device.type, enabled=False):
-            return self._splat(depth.float(), context.float(), intrinsics.float(), cam_to_ego.float())
-
-    def _splat(self, depth, context, intrinsics, cam_to_ego) -> torch.Tensor:
+            cell = self._frustum_cells(intrinsics.float(), cam_to_ego.float(), *depth.shape[-2:])
         b, n, d, h, w = depth.shape
+        c = context.shape[2]
+        cells = self.grid.size[0] * self.grid.size[1]
+        index = cell + (torch.arange(b, device=cell.device) * cells).view(b, 1, 1, 1, 1)
+        index = torch.where(cell < cells, index, b * cells)  # outside the grid: the spare cell
+        values = (depth.float()[:, :, :, None] * context.float()[:, :, None]).permute(0, 1, 2, 4, 5, 3).reshape(-1, c)
+        bev = values.new_zeros(b * cells + 1, c).index_add_(0, index.reshape(-1), values)
+        return bev[:-1].view(b, *self.grid.size, c).permute(0, 3, 1, 2).to(context.dtype).contiguous()
+
+    def _frustum_cells(self, intrinsics, cam_to_ego, h: int, w: int) -> torch.Tensor:
+        """Flat BEV cell [B, N, D, h, w] (int64) of every frustum point; X * Y where it lies outside
+        the grid or the z range."""
         rays = pixel_rays(intrinsics, h, w, self.stride)  # [B, N, h, w, 3]
         points = rays[:, :, None] * self.depths.to(rays)[None, None, :, None, None, None]  # [B, N, D, h, w, 3]
         points = (
@@ -68,24 +101,20 @@ class LiftSplat(nn.Module):
         )
         cell, inside = self.grid.cell_index(points[..., :2])
         inside &= (points[..., 2] >= self.z_range[0]) & (points[..., 2] < self.z_range[1])
-        cells_per_sample = self.grid.size[0] * self.grid.size[1]
-        batch = torch.arange(b, device=depth.device)[:, None, None, None, None].expand(b, n, d, h, w)
-        pixel = torch.arange(b * n * h * w, device=depth.device).view(b, n, 1, h, w).expand(b, n, d, h, w)
-        rows = (batch * cells_per_sample + cell)[inside]
-        cols = pixel[inside]
-        matrix = torch.sparse_coo_tensor(
-            torch.stack([rows, cols]), depth[inside], (b * cells_per_sample, b * n * h * w), check_invariants=False
-        )
-        flat = context.permute(0, 1, 3, 4, 2).reshape(b * n * h * w, -1)
-        bev = torch.sparse.mm(matrix, flat)  # [B * X * Y, C]
-        return bev.view(b, *self.grid.size, -1).permute(0, 3, 1, 2).contiguous()
+        return torch.where(inside, cell, self.grid.size[0] * self.grid.size[1])
 
 
 class AttentionView(nn.Module):
     """GKT-like view transform: every BEV cell has a learned query; at each configured height its
-    centre is projected into every camera that sees it, a kernel of feature pixels around the
-    projection is sampled (grid_sample), and the query attends over all samples of all cameras
-    (softmax of q.k / sqrt(C), accumulated camera by camera to bound memory)."""
+    centre is projected into every camera, a kernel of feature pixels around the projection is
+    sampled (grid_sample), and the query attends over the samples of all cameras that see it
+    (one softmax of q.k / sqrt(C) over heights, cameras and kernel samples, accumulated camera by
+    camera to bound memory).
+
+    Two equal computations: eager CPU runs sample only the cells each camera sees (data-dependent
+    shapes, about 2x faster there); GPU runs, ONNX export and torch.compile sample every cell in
+    every camera and mask (static shapes); see ``static_shapes_wanted``.
+    """
 
     def __init__(self, in_channels: int, channels: int, grid: BEVGrid, config: AttentionViewConfig, stride: int):
         super().__init__()
@@ -100,47 +129,95 @@ class AttentionView(nn.Module):
 
     def forward(self, features, intrinsics, cam_to_ego, camera_mask) -> torch.Tensor:
         b, n, _, h, w = features.shape
-        c = self.query.shape[0]
         keys_values = torch.cat([self.key(features.flatten(0, 1)), self.value(features.flatten(0, 1))], 1)
         keys_values = keys_values.unflatten(0, (b, n))  # [B, N, 2C, h, w]
-        query = self.query.flatten(1)  # [C, P]
-        centers = self.grid.centers(features.device).reshape(-1, 2).to(features.dtype)  # [P, 2]
+        uv, seen = self._project(intrinsics.float(), cam_to_ego.float(), camera_mask, h, w)
+        attend = self._attend_dense if static_shapes_wanted(features) else self._attend_gathered
+        attended = attend(keys_values, uv, seen, h, w)  # [B, C, P] float32
+        bev = attended.to(features.dtype).view(b, -1, *self.grid.size) + self.query[None]
+        return self.out(bev)
+
+    def _project(self, intrinsics, cam_to_ego, camera_mask, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cell centres at every height in pixels, uv [Z, B, N, P, 2] float32, and whether the
+        camera is present and the point is in front of it and near its image, seen [Z, B, N, P]."""
+        centers = self.grid.centers(intrinsics.device).reshape(-1, 2).float()  # [P, 2]
         num = centers.shape[0]
         image_size = centers.new_tensor([w * self.stride, h * self.stride])
-        running_max = features.new_full((b, num), -math.inf)
-        total = features.new_zeros(b, num)
-        acc = features.new_zeros(b, c, num)
-        ego_to_cam = torch.linalg.inv(cam_to_ego)  # [B, N, 4, 4]
+        margin = self.offsets.abs().max()
+        ego_to_cam = rigid_inverse(cam_to_ego)  # [B, N, 4, 4]
+        uvs, seens = [], []
         for z in self.heights:
             points = torch.cat([centers, centers.new_full((num, 1), z), centers.new_ones(num, 1)], 1)
             cam_points = torch.einsum("bnij,pj->bnpi", ego_to_cam, points)[..., :3]  # [B, N, P, 3]
             uv = torch.einsum("bnij,bnpj->bnpi", intrinsics, cam_points)
             uv = uv[..., :2] / uv[..., 2:].clamp(min=0.1)  # [B, N, P, 2] pixels
-            margin = self.offsets.abs().max()
             near_image = (uv >= -margin).all(-1) & (uv < image_size + margin).all(-1)
-            seen = near_image & (cam_points[..., 2] > 0.1) & camera_mask[:, :, None]  # [B, N, P]
+            seens.append(near_image & (cam_points[..., 2] > 0.1) & camera_mask[:, :, None])
+            uvs.append(uv)
+        return torch.stack(uvs), torch.stack(seens)
+
+    def _sample(self, keys_values, uv, valid, image_size):
+        """Kernel samples around pixels uv [M, P, 2] of key-value maps [M, 2C, h, w].
+
+        Returns whether each sample counts, [M, P, K] (on the image and ``valid`` [M, P]), and the
+        sampled keys and values, each [M, C, P, K]."""
+        c = self.query.shape[0]
+        samples = uv[:, :, None] + self.offsets  # [M, P, K, 2]
+        inside = ((samples >= 0) & (samples < image_size)).all(-1) & valid[..., None]
+        grid = (samples / image_size * 2 - 1).to(keys_values.dtype)
+        sampled = F.grid_sample(keys_values, grid, align_corners=False)  # [M, 2C, P, K]
+        return inside, sampled[:, :c], sampled[:, c:]
+
+    def _attend_dense(self, keys_values, uv, seen, h: int, w: int) -> torch.Tensor:
+        """Every cell sampled in every camera, masked: static shapes. Returns [B, C, P] float32."""
+        b, n = keys_values.shape[:2]
+        c, num = self.query.shape[0], uv.shape[3]
+        image_size = uv.new_tensor([w * self.stride, h * self.stride])
+        query = self.query.flatten(1).float()  # [C, P]
+        running_max = uv.new_full((b, num), -1e30)
+        total, acc = uv.new_zeros(b, num), uv.new_zeros(b, c, num)
+        for z in range(len(self.heights)):
+            for cam in range(n):
+                inside, keys, values = self._sample(keys_values[:, cam], uv[z, :, cam], seen[z, :, cam], image_size)
+                logits = torch.einsum("cp,bcpk->bpk", query, keys.float()) / math.sqrt(c)
+                logits = logits.masked_fill(~inside, -1e30)
+                new_max = torch.maximum(running_max, logits.amax(-1))
+                scale = torch.exp(running_max - new_max)
+                weights = torch.exp(logits - new_max[..., None]) * inside  # [B, P, K], 0 off the image
+                total = total * scale + weights.sum(-1)
+                acc = acc * scale[:, None] + torch.einsum("bpk,bcpk->bcp", weights, values.float())
+                running_max = new_max
+        return acc / total.clamp(min=1e-6)[:, None]
+
+    def _attend_gathered(self, keys_values, uv, seen, h: int, w: int) -> torch.Tensor:
+        """Only the cells each camera sees (nonzero, a host synchronization per camera). Returns
+        [B, C, P] float32."""
+        b, n = keys_values.shape[:2]
+        c, num = self.query.shape[0], uv.shape[3]
+        image_size = uv.new_tensor([w * self.stride, h * self.stride])
+        query = self.query.flatten(1).float()  # [C, P]
+        running_max = uv.new_full((b, num), -math.inf)
+        total, acc = uv.new_zeros(b, num), uv.new_zeros(b, c, num)
+        for z in range(len(self.heights)):
             for i in range(b):
                 for cam in range(n):
-                    idx = seen[i, cam].nonzero().squeeze(1)
+                    idx = seen[z, i, cam].nonzero().squeeze(1)
                     if len(idx) == 0:
                         continue
-                    samples = uv[i, cam, idx, None] + self.offsets.to(uv)  # [P', K, 2]
-                    inside = ((samples >= 0) & (samples < image_size)).all(-1)
-                    grid = (samples / image_size * 2 - 1)[None]
-                    kv = F.grid_sample(keys_values[i, cam, None], grid, align_corners=False)[0]  # [2C, P', K]
-                    logits = torch.einsum("cp,cpk->pk", query[:, idx], kv[:c]) / math.sqrt(c)
-                    logits = logits.masked_fill(~inside, -math.inf)
+                    inside, keys, values = self._sample(
+                        keys_values[i, cam, None], uv[z, i, cam, idx][None], seen[z, i, cam, idx][None], image_size
+                    )
+                    logits = torch.einsum("cp,cpk->pk", query[:, idx], keys[0].float()) / math.sqrt(c)
+                    logits = logits.masked_fill(~inside[0], -math.inf)
                     old_max = running_max[i, idx]
                     new_max = torch.maximum(old_max, logits.amax(dim=1))
                     safe = torch.where(torch.isfinite(new_max), new_max, torch.zeros_like(new_max))
                     scale = torch.exp(old_max - safe)
-                    weights = torch.exp(logits - safe[:, None])  # [P', K], 0 outside the image
+                    weights = torch.exp(logits - safe[:, None])  # [P', K], 0 off the image
                     total[i, idx] = total[i, idx] * scale + weights.sum(dim=1)
-                    acc[i, :, idx] = acc[i, :, idx] * scale + torch.einsum("pk,cpk->cp", weights, kv[c:])
+                    acc[i, :, idx] = acc[i, :, idx] * scale + torch.einsum("pk,cpk->cp", weights, values[0].float())
                     running_max[i, idx] = new_max
-        attended = acc / total.clamp(min=1e-6)[:, None]
-        bev = attended.view(b, c, *self.grid.size) + self.query[None]
-        return self.out(bev)
+        return acc / total.clamp(min=1e-6)[:, None]
 
 
 class DualView(nn.Module):

@@ -27,7 +27,9 @@ def predict_dataset(
         samples = [dataset[i] for i in range(start, min(start + batch_size, count))]
         batch = to_device(collate(samples, cfg.image_size, model.grid, cfg.decoder.num_points, False), device)
         outputs = model(batch)
-        for sample, elements in zip(samples, decode(outputs["logits"][-1], outputs["points"][-1], model), strict=True):
+        for sample, elements in zip(
+            samples, decode(outputs["logits"][-1], outputs["points"][-1], model.grid), strict=True
+        ):
             predictions[sample.token] = elements
             ground_truth[sample.token] = sample.map_elements()
     model.train(was_training)
