@@ -1,5 +1,6 @@
-"""Atomic file writes: write a temporary file next to the target, then rename it into place, so a
-reader never sees a half-written file and a crash leaves the previous version intact."""
+"""Atomic file writes: write a temporary file next to the target, flush it to disk, then rename it
+into place, so a reader never sees a half-written file and a crash (a killed process or a power
+loss) leaves the previous version intact."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

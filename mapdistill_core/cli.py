@@ -325,13 +325,18 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run a parsed subcommand; an input error is one line naming the file and field, exit code 2."""
+    """Run a parsed subcommand; an input error is one line naming the file and field, exit code 2;
+    Ctrl-C exits with 130 after the open writers have closed (bags stay readable, training state
+    and results are only ever replaced whole)."""
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
     try:
         return args.func(args)
     except (MapFileError, ConfigError, SampleFileError, CheckpointError, FileExistsError, FileNotFoundError) as e:
         print(f"mapdistill {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"mapdistill {args.command}: interrupted (files written so far are complete)", file=sys.stderr)
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

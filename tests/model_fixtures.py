@@ -38,7 +38,9 @@ def samples(count: int = 2) -> list:
     return [scene.sample(i) for i in range(count)]
 
 
-def experiment_yaml(tmp: Path, steps_per_epoch_samples: int = 8, epochs: int = 2, val_every: int = 0) -> Path:
+def experiment_yaml(
+    tmp: Path, steps_per_epoch_samples: int = 8, epochs: int = 2, val_every: int = 0, checkpoint_every: int = 1
+) -> Path:
     """A tiny student experiment (world, data folder and config files under ``tmp``)."""
     (tmp / "world.yaml").write_text(WORLD_YAML)
     path = tmp / "tiny.yaml"
@@ -57,7 +59,8 @@ data:
   root: {tmp / "data"}
   train_scenes: {steps_per_epoch_samples // 4}
   val_scenes: 1
-train: {{epochs: {epochs}, batch_size: 2, warmup_steps: 2, val_every: {val_every}, checkpoint_every: 1, lr: 0.001}}
+train: {{epochs: {epochs}, batch_size: 2, warmup_steps: 2, val_every: {val_every}, lr: 0.001,
+        checkpoint_every: {checkpoint_every}}}
 """
     )
     return path

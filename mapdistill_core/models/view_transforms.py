@@ -53,8 +53,7 @@ def static_shapes_wanted(features: torch.Tensor) -> bool:
 class LiftSplat(nn.Module):
     """Lift-splat-shoot: a depth distribution per feature pixel lifts its context feature into a
     frustum of points (depth bins along the optical axis), each point's feature (depth probability x
-    context) summed into the BEV cell it falls in (index_add; points outside the grid go to a spare
-    cell that is dropped, so shapes are static and the graph exports to ONNX)."""
+    context) summed into the BEV cell it falls in."""
 
     def __init__(self, in_channels: int, channels: int, grid: BEVGrid, config: LSSConfig, stride: int):
         super().__init__()
@@ -78,17 +77,39 @@ class LiftSplat(nn.Module):
         """Sum depth-weighted context into BEV cells: depth [B, N, D, h, w], context [B, N, C, h, w].
 
         Geometry and sums run in float32 (half-precision pixel rays are too coarse, and a cell sums
-        many points); the BEV [B, C, X, Y] comes back in the context's dtype."""
+        many points); the BEV [B, C, X, Y] comes back in the context's dtype. Eager runs use a
+        sparse matrix product (never materializes the [B, N, D, h, w, C] frustum features); static
+        shapes (see ``static_shapes_wanted``) an index_add into a spare cell for outside points."""
+        dtype = context.dtype
         with torch.autocast(depth.device.type, enabled=False):
             cell = self._frustum_cells(intrinsics.float(), cam_to_ego.float(), *depth.shape[-2:])
+            splat = self._splat_static if static_shapes_wanted(depth) else self._splat_sparse
+            bev = splat(depth.float(), context.float(), cell)  # [B, X * Y, C]
+        b, c = bev.shape[0], bev.shape[2]
+        return bev.view(b, *self.grid.size, c).permute(0, 3, 1, 2).to(dtype).contiguous()
+
+    def _splat_sparse(self, depth, context, cell) -> torch.Tensor:
+        b, n, d, h, w = depth.shape
+        cells = self.grid.size[0] * self.grid.size[1]
+        inside = cell < cells
+        batch = torch.arange(b, device=depth.device)[:, None, None, None, None].expand(b, n, d, h, w)
+        pixel = torch.arange(b * n * h * w, device=depth.device).view(b, n, 1, h, w).expand(b, n, d, h, w)
+        rows = (batch * cells + cell)[inside]
+        matrix = torch.sparse_coo_tensor(
+            torch.stack([rows, pixel[inside]]), depth[inside], (b * cells, b * n * h * w), check_invariants=False
+        )
+        flat = context.permute(0, 1, 3, 4, 2).reshape(b * n * h * w, -1)
+        return torch.sparse.mm(matrix, flat).view(b, cells, -1)
+
+    def _splat_static(self, depth, context, cell) -> torch.Tensor:
         b, n, d, h, w = depth.shape
         c = context.shape[2]
         cells = self.grid.size[0] * self.grid.size[1]
         index = cell + (torch.arange(b, device=cell.device) * cells).view(b, 1, 1, 1, 1)
         index = torch.where(cell < cells, index, b * cells)  # outside the grid: the spare cell
-        values = (depth.float()[:, :, :, None] * context.float()[:, :, None]).permute(0, 1, 2, 4, 5, 3).reshape(-1, c)
+        values = (depth[:, :, :, None] * context[:, :, None]).permute(0, 1, 2, 4, 5, 3).reshape(-1, c)
         bev = values.new_zeros(b * cells + 1, c).index_add_(0, index.reshape(-1), values)
-        return bev[:-1].view(b, *self.grid.size, c).permute(0, 3, 1, 2).to(context.dtype).contiguous()
+        return bev[:-1].view(b, cells, c)
 
     def _frustum_cells(self, intrinsics, cam_to_ego, h: int, w: int) -> torch.Tensor:
         """Flat BEV cell [B, N, D, h, w] (int64) of every frustum point; X * Y where it lies outside

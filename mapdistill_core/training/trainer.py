@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
+from mapdistill_core.atomic import atomic_output
 from mapdistill_core.checkpoint import save_model
 from mapdistill_core.config import config_to_dict
 from mapdistill_core.data.batch import collate, to_device
@@ -190,6 +191,26 @@ class Trainer:
         if not path.exists():
             raise FileNotFoundError(f"{path}: nothing to resume (no training state in {self.out})")
         self.position = load_state(path, self.model, self.optimizer, self.scheduler, self.loss_module)
+        if self.main:
+            self.truncate_log(self.position["step"])
+            self.log({"step": self.position["step"], "resumed": provenance(out=str(self.out), world_size=self.world)})
+
+    def truncate_log(self, step: int) -> None:
+        """Drop the log records of steps after ``step`` (a run killed after its last checkpoint logged
+        steps it will train again) and a line torn by the kill, so the resumed curve continues it."""
+        path = self.out / "log.jsonl"
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("step", 0) <= step:
+                kept.append(line)
+        with atomic_output(path) as tmp:
+            tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
 
     def step(self, batch: dict) -> dict:
         batch = to_device(batch, self.device)
