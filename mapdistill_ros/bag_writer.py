@@ -10,6 +10,10 @@ with its sensor time, and the bag's receive time equals the header stamp.
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +28,24 @@ from mapdistill_ros.typestore import MessageFactory
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 BAG_VERSION = 8
 _INFINITE = QosTime(sec=2147483647, nsec=4294967295)
+
+
+@contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt: a record is never
+    half-written, so the writer's close on the way out leaves a readable bag. Only the main thread
+    receives signals; elsewhere the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _qos(durability: QosDurability) -> Qos:
@@ -113,7 +135,8 @@ class MapBagWriter:
                 topic, msgtype, typestore=self.factory.typestore, offered_qos_profiles=[qos]
             )
         data = self.factory.typestore.serialize_cdr(message, msgtype)
-        self.writer.write(self.connections[topic], int(stamp_ns), data)
+        with sigint_deferred():
+            self.writer.write(self.connections[topic], int(stamp_ns), data)
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
     def write_static(self, stamp_ns: int, sensors: dict[str, np.ndarray]) -> None:

@@ -17,7 +17,9 @@ import pytest
 from mapdistill_core.config import load_config
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.trainer import Trainer
-from tests.model_fixtures import experiment_yaml
+from mapdistill_ros.topics import GT_ELEMENTS, image_topic
+from tests.model_fixtures import WORLD_YAML, experiment_yaml
+from tests.test_bags import read_bag
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 240
@@ -82,3 +84,23 @@ def resumed_from(run: Path) -> int:
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     (record,) = [r for r in records if "resumed" in r]
     return record["step"]
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_ctrl_c_while_writing_a_bag_leaves_a_readable_partial_bag(tmp_path, storage):
+    (tmp_path / "world.yaml").write_text(WORLD_YAML)
+    bag = tmp_path / "bag"
+    process = mapdistill(
+        "synthetic2bag", "--config", str(tmp_path / "world.yaml"), "--scenes", "100", "--out", str(bag),
+        "--storage", storage,
+    )  # fmt: skip
+    wait_for(lambda: bag.exists(), process, "the bag folder")
+    time.sleep(3.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    messages, _ = read_bag(bag)  # every message deserializes
+    front = len(messages[image_topic("CAM_FRONT", compressed=True)])
+    assert 1 <= front < 100 * 4
+    assert len(messages[GT_ELEMENTS]) >= front - 1
