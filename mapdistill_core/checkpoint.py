@@ -57,6 +57,14 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
         ) from None
 
 
+def _metadata_json(metadata: dict[str, str], key: str, default: str, path: str | Path):
+    """Metadata entry ``key`` (``default`` when absent) parsed as JSON; CheckpointError naming the file and key."""
+    try:
+        return json.loads(metadata.get(key, default))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: metadata '{key}' is not JSON ({e})") from None
+
+
 def read_extra(path: str | Path) -> dict:
     """The ``extra`` metadata of a model checkpoint (epoch, val_mAP, ...), without its tensors."""
     try:
@@ -64,7 +72,7 @@ def read_extra(path: str | Path) -> dict:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
-    return json.loads(metadata.get("extra", "{}"))
+    return _metadata_json(metadata, "extra", "{}", path)
 
 
 def load_model(
@@ -77,7 +85,7 @@ def load_model(
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: metadata 'format' is {metadata.get('format')!r}, expected '{FORMAT}'")
-    names = json.loads(metadata.get("class_names", "[]"))
+    names = _metadata_json(metadata, "class_names", "[]", path)
     if names != list(CLASS_NAMES):
         raise CheckpointError(f"{path}: trained for classes {names}, this code predicts {list(CLASS_NAMES)}")
     if config is None:
@@ -87,7 +95,7 @@ def load_model(
             raise CheckpointError(f"{path}: bad 'model_config' metadata ({e})") from None
     model = build_model(config)
     load_weights(model, tensors, str(path))
-    return model.to(device).eval(), json.loads(metadata.get("extra", "{}"))
+    return model.to(device).eval(), _metadata_json(metadata, "extra", "{}", path)
 
 
 def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:

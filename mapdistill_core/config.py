@@ -55,7 +55,7 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
 def _build(cls: type[T], data: dict, where: str) -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)
     if unknown:
         raise ConfigError(f"{where}: unknown key '{unknown[0]}' (known keys: {', '.join(fields)})")
     kwargs = {}
@@ -84,9 +84,11 @@ def load_config(cls: type[T], path: str | Path) -> T:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except yaml.YAMLError as e:
+    except OSError as e:
+        raise ConfigError(f"{path}: not readable ({e.strerror})") from None
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    return config_from_dict(cls, data or {}, str(path))
+    return config_from_dict(cls, {} if data is None else data, str(path))
 
 
 def config_to_dict(config: Any) -> dict:

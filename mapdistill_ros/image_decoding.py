@@ -16,6 +16,8 @@ CHANNELS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8
 """Raw encodings understood, with their channels per pixel (8 bits each)."""
 
 COMPRESSIONS = ("jpeg", "png")
+SIGNATURES = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG\r\n\x1a\n"}
+"""The first bytes of each compression's data: nothing else reaches OpenCV's decoders."""
 
 
 def _bytes(data) -> np.ndarray:
@@ -64,13 +66,24 @@ def compression(image_format: str, frame: str = "") -> str:
 
 
 def decode_compressed(message) -> np.ndarray:
-    """sensor_msgs/CompressedImage (JPEG or PNG, any colour order the format names) -> uint8 RGB [H, W, 3]."""
+    """sensor_msgs/CompressedImage (JPEG or PNG, any colour order the format names) -> uint8 RGB [H, W, 3].
+
+    The data must start with the signature of the compression the format names; data that is
+    truncated, corrupt or larger than OpenCV's pixel limit is a ValueError like any other.
+    """
     frame = message.header.frame_id
     kind = compression(message.format, frame)
     data = _bytes(message.data)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if len(data) else None
+    image, detail = None, ""
+    if data[: len(SIGNATURES[kind])].tobytes() == SIGNATURES[kind]:
+        try:
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        except cv2.error as e:  # e.g. a header claiming more pixels than OpenCV allows
+            detail = f" ({e.err})"
     if image is None:
-        raise ValueError(f"CompressedImage of '{frame}': field 'data' ({len(data)} bytes) is not a decodable {kind}")
+        raise ValueError(
+            f"CompressedImage of '{frame}': field 'data' ({len(data)} bytes) is not a decodable {kind}{detail}"
+        )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -141,6 +141,20 @@ def elements_from_message(message) -> list[MapElement]:
     ]
 
 
+def ground_truth_from_message(message) -> list[MapElement]:
+    """elements_from_message for ground truth, checked to be scorable: ValueError for an unknown
+    class id, and naming the element for fewer than 2 points or a non-finite one."""
+    elements = elements_from_message(message)
+    for i, element in enumerate(elements):
+        finite = bool(np.isfinite(element.points).all())
+        if len(element.points) < 2 or not finite:
+            raise ValueError(
+                f"field 'elements[{i}].points' has {len(element.points)} points{'' if finite else ', not all finite'}; "
+                "ground truth needs at least 2 finite points"
+            )
+    return elements
+
+
 def marker_array(f, elements: Sequence[MapElement], stamp: int, frame_id: str, width: float = 0.2):
     """visualization_msgs/MarkerArray: a DELETEALL, then one LINE_STRIP per element.
 

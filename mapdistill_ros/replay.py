@@ -33,7 +33,7 @@ from mapdistill_core.metrics.maptr_json import predictions_document
 from mapdistill_core.plotting import save_bev_png
 from mapdistill_core.results import provenance, write_json
 from mapdistill_ros import messages, topics
-from mapdistill_ros.bag_writer import MapBagWriter
+from mapdistill_ros.bag_writer import MapBagWriter, sigint_deferred
 from mapdistill_ros.frame_sync import FrameAssembler, FrameSet
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
 from mapdistill_ros.stage_timer import StageTimer
@@ -48,6 +48,19 @@ PICTURE_THRESHOLD = 0.3
 PAIR_TOLERANCE_NS = 250_000_000
 """A prediction and a ground truth further apart than this (0.25 s, half a nuScenes key-frame
 period) are not paired."""
+BAD_MESSAGE = "bad_message"
+"""Drop reason of a message the replay cannot use: not deserializable, a non-finite /tf_static
+transform, ground truth the metric cannot score. Camera sets the pipeline rejects count as "error",
+as in the node."""
+TOPIC_TYPES: dict[str, str] = {
+    topics.TF_STATIC: "tf2_msgs/msg/TFMessage",
+    topics.GT_ELEMENTS: "mapdistill_ros/msg/MapElementArray",
+    topics.GT_MARKERS: "visualization_msgs/msg/MarkerArray",
+    **{topics.camera_info_topic(c): "sensor_msgs/msg/CameraInfo" for c in CAMERA_NAMES},
+    **{topics.image_topic(c, compressed=True): "sensor_msgs/msg/CompressedImage" for c in CAMERA_NAMES},
+    **{topics.image_topic(c, compressed=False): "sensor_msgs/msg/Image" for c in CAMERA_NAMES},
+}
+"""The message type of each topic the replay reads; other topics are ignored, whatever their type."""
 
 
 class BagError(ValueError):
@@ -65,6 +78,7 @@ class ReplayResult:
         missing_topics: the rig's cameras the bag has no image topic for.
         timing: StageTimer.summary() (stage latencies, frames, drops).
         metrics: the metrics.json document (None without ground truth).
+        interrupted: Ctrl-C stopped the replay; the rest covers the camera sets done before it.
     """
 
     predictions: dict[int, list[MapElement]] = field(default_factory=dict)
@@ -73,18 +87,26 @@ class ReplayResult:
     missing_topics: list[str] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
     metrics: dict | None = None
+    interrupted: bool = False
 
 
 @contextmanager
 def open_bag(bag: Path) -> Iterator[AnyReader]:
-    """An open reader of ``bag`` (decoding the custom messages from the bag's own definitions);
-    a missing, truncated or unreadable bag is a BagError naming it."""
-    reader = AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
+    """An open reader of ``bag`` (decoding the custom messages from the bag's own definitions).
+
+    A missing, truncated or unreadable bag is a BagError naming it, and so is one with a topic of
+    TOPIC_TYPES that carries another type (naming the topic and both types).
+    """
     try:
+        reader = AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
         reader.open()
-    except (AnyReaderError, FileNotFoundError) as e:
-        raise BagError(f"{bag}: not a readable rosbag2 ({e})") from None
+    except Exception as e:  # noqa: BLE001 - rosbags raises many kinds on a corrupt bag, all mean unreadable
+        raise BagError(f"{bag}: not a readable rosbag2 ({type(e).__name__}: {e})") from None
     try:
+        for connection in reader.connections:
+            expected = TOPIC_TYPES.get(connection.topic, connection.msgtype)
+            if connection.msgtype != expected:
+                raise BagError(f"{bag}: topic {connection.topic} carries {connection.msgtype}, expected {expected}")
         yield reader
     finally:
         reader.close()
@@ -157,7 +179,13 @@ class BagReplay:
         self.infos = [None] * len(CAMERA_NAMES)
 
     def run(self, bag: str | Path, writer: MapBagWriter | None = None) -> ReplayResult:
-        """Replay ``bag``; the node's output messages go to ``writer`` when given."""
+        """Replay ``bag``; the node's output messages go to ``writer`` when given.
+
+        A message that cannot be deserialized or used, and a camera set the pipeline rejects, are
+        logged and counted in ``timing["dropped"]`` (BAD_MESSAGE, "error") and the replay goes on;
+        a bag that stops being readable part-way is a BagError naming the bag and the last time read.
+        Ctrl-C stops it between frames: the result (and ``writer``) holds every camera set done.
+        """
         bag = Path(bag)
         result = ReplayResult()
         with open_bag(bag) as reader:
@@ -169,29 +197,58 @@ class BagReplay:
             wanted = {*images, *infos, topics.TF_STATIC, topics.GT_ELEMENTS, topics.GT_MARKERS}
             connections = [c for c in reader.connections if c.topic in wanted]
             total = sum(c.msgcount for c in connections)
-            for connection, t, raw in tqdm(reader.messages(connections), total=total, desc="replay", unit="msg"):
-                message = reader.deserialize(raw, connection.msgtype)
-                topic = connection.topic
-                if topic == topics.TF_STATIC:
-                    result.scenes.append([])
-                    for transform in message.transforms:
-                        self.transforms.add(transform)
-                elif topic in infos:
-                    self.infos[infos[topic]] = message
-                elif topic in images:
-                    stamp = messages.stamp_ns(message.header.stamp)
-                    self._process(self.assembler.add(images[topic], stamp, message), result, writer)
-                elif topic == topics.GT_ELEMENTS:
-                    result.ground_truth[messages.stamp_ns(message.header.stamp)] = messages.elements_from_message(
-                        message
-                    )
-                if writer is not None and topic in (topics.GT_ELEMENTS, topics.GT_MARKERS):
-                    writer.write(topic, t, message)
-            self._process(self.assembler.flush(), result, writer)
+            stream = iter(tqdm(reader.messages(connections), total=total, desc="replay", unit="msg"))
+            try:
+                self._replay(bag, reader, stream, images, infos, result, writer)
+            except KeyboardInterrupt:
+                result.interrupted = True
+                log.warning("%s: interrupted; the outputs cover the %d camera sets done", bag, len(result.predictions))
+            else:
+                self._process(self.assembler.flush(), result, writer)
         result.timing = self.timer.summary()
         if result.ground_truth:
             result.metrics = score(result.predictions, result.ground_truth)
         return result
+
+    def _replay(
+        self, bag: Path, reader: AnyReader, stream: Iterator, images: dict, infos: dict, result, writer
+    ) -> None:
+        """Every message of ``stream`` (connection, time, raw) through the pipeline; see ``run``."""
+        t = None
+        while True:
+            try:
+                connection, t, raw = next(stream)
+            except StopIteration:
+                break
+            except Exception as e:  # noqa: BLE001 - the storage's own error, whatever its kind
+                where = "at its start" if t is None else f"after {t} ns"
+                raise BagError(f"{bag}: unreadable {where} ({type(e).__name__}: {e})") from None
+            topic = connection.topic
+            try:
+                message = reader.deserialize(raw, connection.msgtype)
+                if topic == topics.GT_ELEMENTS:
+                    result.ground_truth[messages.stamp_ns(message.header.stamp)] = messages.ground_truth_from_message(
+                        message
+                    )
+            except (AnyReaderError, TypeError, ValueError) as e:  # TypeError: sqlite3 data that is no blob
+                self.timer.drop(BAD_MESSAGE)
+                log.warning("%s: skipped the message on %s at %d ns: %s", bag, topic, t, e)
+                continue
+            if topic == topics.TF_STATIC:
+                result.scenes.append([])
+                for transform in message.transforms:
+                    try:
+                        self.transforms.add(transform)
+                    except ValueError as e:
+                        self.timer.drop(BAD_MESSAGE)
+                        log.warning("%s: skipped a transform on %s at %d ns: %s", bag, topic, t, e)
+            elif topic in infos:
+                self.infos[infos[topic]] = message
+            elif topic in images:
+                stamp = messages.stamp_ns(message.header.stamp)
+                self._process(self.assembler.add(images[topic], stamp, message), result, writer)
+            if writer is not None and topic in (topics.GT_ELEMENTS, topics.GT_MARKERS):
+                writer.write(topic, t, message)
 
     def _process(self, ready: list, result: ReplayResult, writer: MapBagWriter | None) -> None:
         for item in ready:
@@ -205,14 +262,15 @@ class BagReplay:
                 self.timer.drop("error")
                 log.warning("skipped the camera set at %d ns: %s", item.stamp_ns, e)
                 continue
-            result.predictions[item.stamp_ns] = out.map_elements
-            if not result.scenes:
-                result.scenes.append([])
-            result.scenes[-1].append(item.stamp_ns)
-            if writer is not None:
-                with self.timer.stage("publish"):
-                    writer.write(NODE_ELEMENTS, item.stamp_ns, out.elements)
-                    writer.write(NODE_MARKERS, item.stamp_ns, out.markers)
+            with sigint_deferred():  # a frame's outputs are recorded whole or not at all
+                result.predictions[item.stamp_ns] = out.map_elements
+                if not result.scenes:
+                    result.scenes.append([])
+                result.scenes[-1].append(item.stamp_ns)
+                if writer is not None:
+                    with self.timer.stage("publish"):
+                        writer.write(NODE_ELEMENTS, item.stamp_ns, out.elements)
+                        writer.write(NODE_MARKERS, item.stamp_ns, out.markers)
 
 
 def write_pictures(result: ReplayResult, folder: Path, score_threshold: float) -> list[Path]:
@@ -251,7 +309,8 @@ def replay_bag(
     backend: str = "torch",
 ) -> ReplayResult:
     """The ``mapdistill replay`` command: replay, then write the predictions bag, the MapTR JSON,
-    metrics.json and the pictures into ``out`` (which must not hold a predictions bag yet).
+    metrics.json and the pictures into ``out`` (which must not hold a predictions bag yet). After
+    Ctrl-C the bag and JSON files cover the camera sets done (meta.interrupted), without pictures.
     ``backend`` is torch (safetensors weights) or onnxruntime (an exported .onnx)."""
     out = Path(out)
     bag = Path(bag)
@@ -262,7 +321,13 @@ def replay_bag(
     out.mkdir(parents=True, exist_ok=True)
     with MapBagWriter(out / "predictions") as writer:
         result = replay.run(bag, writer)
-    meta = provenance(bag=str(bag), weights=str(weights), backend=backend, score_threshold=score_threshold)
+    meta = provenance(
+        bag=str(bag),
+        weights=str(weights),
+        backend=backend,
+        score_threshold=score_threshold,
+        interrupted=result.interrupted,
+    )
     tokens = {str(stamp): elements for stamp, elements in result.predictions.items()}
     write_json(out / "predictions.json", predictions_document(tokens, meta))
     metrics = {
@@ -274,6 +339,6 @@ def replay_bag(
         "frames": {"processed": result.timing["frames"], "dropped": result.timing["dropped"]},
     }
     write_json(out / "metrics.json", metrics)
-    if pictures:
+    if pictures and not result.interrupted:
         write_pictures(result, out / "bev", max(score_threshold, PICTURE_THRESHOLD))
     return result

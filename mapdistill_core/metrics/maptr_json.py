@@ -17,7 +17,7 @@ Points are (x, y) metres in the ego frame. A vector names its class by ``type`` 
 from __future__ import annotations
 
 import json
-import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +57,7 @@ def _class_id(vec: dict, where: str) -> int:
                 + ")"
             )
     if name is not None:
-        if name not in CLASS_IDS:
+        if not isinstance(name, str) or name not in CLASS_IDS:
             raise MapFileError(f"{where}.cls_name: unknown class {name!r} (known: {', '.join(CLASS_NAMES)})")
         if type_id is not None and CLASS_IDS[name] != type_id:
             raise MapFileError(f"{where}: 'type' {type_id} and 'cls_name' {name!r} disagree")
@@ -70,7 +70,7 @@ def _points(vec: dict, where: str) -> np.ndarray:
         raise MapFileError(f"{where}: missing field 'pts'")
     try:
         pts = np.asarray(vec["pts"], dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MapFileError(f"{where}.pts: expected a list of [x, y] numbers") from None
     if pts.size == 0:
         pts = pts.reshape(0, 2)
@@ -88,7 +88,8 @@ def _confidence(vec: dict, where: str) -> float:
     if "confidence_level" not in vec:
         raise MapFileError(f"{where}: missing field 'confidence_level'")
     score = vec["confidence_level"]
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+    finite = isinstance(score, (int, float)) and abs(score) <= sys.float_info.max  # False for NaN, inf, 1e400 ints
+    if isinstance(score, bool) or not finite:
         raise MapFileError(f"{where}.confidence_level: expected a finite number, got {score!r}")
     return float(score)
 
@@ -99,7 +100,9 @@ def _read_json(path: Path) -> object:
             return json.load(f)
     except FileNotFoundError:
         raise MapFileError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise MapFileError(f"{path}: not readable ({e.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise MapFileError(f"{path}: not valid JSON ({e})") from None
 
 
