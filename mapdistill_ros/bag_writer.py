@@ -30,19 +30,27 @@ BAG_VERSION = 8
 _INFINITE = QosTime(sec=2147483647, nsec=4294967295)
 
 
+_holding = False
+"""Whether the main thread is inside a sigint_deferred block."""
+
+
 @contextmanager
 def sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt: a record is never
-    half-written, so the writer's close on the way out leaves a readable bag. Only the main thread
-    receives signals; elsewhere the block runs as is."""
-    if threading.current_thread() is not threading.main_thread():
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt: a record (or a
+    replayed frame's outputs) is never half-written, so the writer's close on the way out leaves a
+    readable bag. A nested block holds until the outermost ends. Only the main thread receives
+    signals; elsewhere the block runs as is."""
+    global _holding
+    if _holding or threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    _holding = True
     try:
         yield
     finally:
+        _holding = False
         signal.signal(signal.SIGINT, previous)
     if received:
         raise KeyboardInterrupt

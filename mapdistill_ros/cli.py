@@ -62,6 +62,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         m = result.metrics
         print(f"Chamfer AP on {m['paired']} of {m['ground_truth']} ground-truth frames:")
         print(format_table(EvalResult(m["AP"], m["mAP"], m["counts"])))
+    if result.interrupted:
+        done = f"for the {timing['frames']} camera sets done"
+        print(f"mapdistill replay: interrupted; wrote {args.out}/predictions, predictions.json, metrics.json {done}")
+        return 130
     print(
         f"wrote {args.out}/predictions (bag), predictions.json, metrics.json" + ("" if args.no_pictures else ", bev/")
     )

@@ -3,6 +3,7 @@ writing and replay interrupted with Ctrl-C (SIGINT) leave readable, complete fil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -13,12 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
+from mapdistill_core.checkpoint import save_model
 from mapdistill_core.config import load_config
+from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.trainer import Trainer
+from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS
+from mapdistill_ros.synthetic2bag import write_synthetic_bag
 from mapdistill_ros.topics import GT_ELEMENTS, image_topic
-from tests.model_fixtures import WORLD_YAML, experiment_yaml
+from tests.model_fixtures import STUDENT, WORLD, WORLD_YAML, experiment_yaml
 from tests.test_bags import read_bag
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,3 +110,27 @@ def test_ctrl_c_while_writing_a_bag_leaves_a_readable_partial_bag(tmp_path, stor
     front = len(messages[image_topic("CAM_FRONT", compressed=True)])
     assert 1 <= front < 100 * 4
     assert len(messages[GT_ELEMENTS]) >= front - 1
+
+
+def test_ctrl_c_during_replay_keeps_complete_outputs_for_the_frames_done(tmp_path):
+    torch.manual_seed(0)
+    save_model(tmp_path / "student.safetensors", build_model(STUDENT))
+    world = dataclasses.replace(WORLD, samples_per_scene=10)
+    write_synthetic_bag(world, "test", 20, tmp_path / "bag")
+    out = tmp_path / "out"
+    process = mapdistill(
+        "replay", str(tmp_path / "bag"), "--weights", str(tmp_path / "student.safetensors"), "--out", str(out),
+        "--device", "cpu", "--min-cameras", "6",
+    )  # fmt: skip
+    wait_for(lambda: (out / "predictions").exists(), process, "the predictions bag")
+    time.sleep(3.0)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    frames = metrics["frames"]["processed"]
+    assert metrics["meta"]["interrupted"] is True and 1 <= frames < 200
+    assert f"for the {frames} camera sets done" in stdout
+    assert len(json.loads((out / "predictions.json").read_text())["results"]) == frames
+    written, _ = read_bag(out / "predictions")
+    assert len(written[NODE_ELEMENTS]) == len(written[NODE_MARKERS]) == frames
