@@ -32,9 +32,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/eval_speed.py
-	$(BIN)/python benchmarks/synthetic_speed.py
-	$(BIN)/python benchmarks/model_speed.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

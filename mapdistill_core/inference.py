@@ -131,9 +131,13 @@ def onnx_model_config(path: str | Path, metadata: dict[str, str]) -> ModelConfig
     """The ModelConfig in an exported file's metadata, with a clear error when it is not ours."""
     if metadata.get("format") != ONNX_FORMAT:
         raise ValueError(f"{path}: not an ONNX file written by `mapdistill export` (metadata format != {ONNX_FORMAT})")
-    if json.loads(metadata.get("class_names", "null")) != list(CLASS_NAMES):
-        raise ValueError(f"{path}: class names {metadata.get('class_names')} differ from {list(CLASS_NAMES)}")
-    return config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
+    try:
+        names, config = json.loads(metadata.get("class_names", "null")), json.loads(metadata.get("model_config", ""))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: metadata 'class_names' or 'model_config' is not JSON ({e})") from None
+    if names != list(CLASS_NAMES):
+        raise ValueError(f"{path}: class names {names} differ from {list(CLASS_NAMES)}")
+    return config_from_dict(ModelConfig, config, f"{path}: model_config")
 
 
 class MapPredictor:

@@ -47,6 +47,9 @@ class TransformCache:
         self._matrices[child] = matrix
         return True
 
+    def __len__(self) -> int:
+        return len(self._matrices)
+
     def get(self, frame: str) -> np.ndarray | None:
         return self._matrices.get(frame.lstrip("/"))
 

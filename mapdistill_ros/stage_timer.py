@@ -25,6 +25,7 @@ class StageTimer:
     """Per-stage wall times (ms) in ring buffers of ``window`` entries, frames done and drops by reason."""
 
     def __init__(self, stages: Sequence[str] = STAGES, window: int = 300):
+        self.window = window
         self._lock = threading.Lock()
         self._times = {name: deque(maxlen=window) for name in stages}
         self._frames = 0

@@ -75,8 +75,7 @@ def test_export_writes_a_checked_model_with_its_config(exported):
 
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_onnxruntime_outputs_equal_pytorch_at_any_batch_size(weights, exported, batch_size):
-    model = build_model(STUDENT)
-    batch = example_batch(model, batch_size)
+    batch = example_batch(build_model(STUDENT), samples=samples(3)[:batch_size])
     runtime, reference = OnnxRuntimeBackend(exported, "cpu"), MapPredictor.from_checkpoint(weights, "cpu").backend
     for ours, theirs in zip(runtime(batch), reference(batch), strict=True):
         assert ours.shape == theirs.shape and ours.shape[0] == batch_size
@@ -131,6 +130,13 @@ def test_onnxruntime_backend_refuses_foreign_files_and_torch_only_options(tmp_pa
     onnx.save(onnx.helper.make_model(graph), str(tmp_path / "foreign.onnx"))
     with pytest.raises(ValueError, match="not an ONNX file written by `mapdistill export`"):
         OnnxRuntimeBackend(tmp_path / "foreign.onnx", "cpu")
+    proto = onnx.load(str(exported))
+    for prop in proto.metadata_props:
+        if prop.key == "model_config":
+            prop.value = "{not json"
+    onnx.save(proto, str(tmp_path / "bad_metadata.onnx"))
+    with pytest.raises(ValueError, match="bad_metadata.onnx: metadata 'class_names' or 'model_config' is not JSON"):
+        OnnxRuntimeBackend(tmp_path / "bad_metadata.onnx", "cpu")
     (tmp_path / "garbage.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="garbage.onnx"):
         OnnxRuntimeBackend(tmp_path / "garbage.onnx", "cpu")

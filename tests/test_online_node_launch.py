@@ -1,5 +1,6 @@
 """launch_testing: the installed online_map_node, fed a tiny synthetic bag, publishes a MarkerArray,
-and the map_evaluator beside it writes metrics.json on shutdown.
+with the torch backend and (a second node, from the same weights exported to ONNX) with the
+onnxruntime backend; the map_evaluator beside them writes metrics.json on shutdown.
 
 Needs a sourced ROS 2 workspace with mapdistill_ros built (colcon); skipped where rclpy is missing
 (CI, plain pip installs). The bag is played by publishing its serialized messages with rclpy, so
@@ -26,6 +27,7 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from launch import LaunchDescription  # noqa: E402
 from mapdistill_core.checkpoint import save_model  # noqa: E402
+from mapdistill_core.export import export_onnx  # noqa: E402
 from mapdistill_core.models.model import build_model  # noqa: E402
 from mapdistill_ros.synthetic2bag import write_synthetic_bag  # noqa: E402
 from tests.model_fixtures import STUDENT, WORLD  # noqa: E402
@@ -33,24 +35,34 @@ from tests.model_fixtures import STUDENT, WORLD  # noqa: E402
 WORK = Path(tempfile.mkdtemp(prefix="mapdistill-launch-"))
 BAG = WORK / "bag"
 WEIGHTS = WORK / "student.safetensors"
+EXPORTED = WORK / "student.onnx"
 EVAL = WORK / "eval"
+MARKERS = {"torch": "/online_map_node/markers", "onnxruntime": "/online_map_onnx/markers"}
 
 
 @pytest.mark.launch_test
 def generate_test_description():
     save_model(WEIGHTS, build_model(STUDENT))
     write_synthetic_bag(WORLD, "test", 1, BAG, samples=3)
-    node = launch_ros.actions.Node(
-        package="mapdistill_ros",
-        executable="online_map_node",
-        name="online_map_node",
-        parameters=[{"weights": str(WEIGHTS), "device": "cpu", "score_threshold": 0.0, "max_frame_age_s": 1e9}],
-        output="screen",
-    )
+    export_onnx(WEIGHTS, EXPORTED)
+    common = {"device": "cpu", "score_threshold": 0.0, "max_frame_age_s": 1e9}
+    nodes = [
+        launch_ros.actions.Node(
+            package="mapdistill_ros",
+            executable="online_map_node",
+            name=name,
+            parameters=[{**common, "weights": str(weights), "backend": backend}],
+            output="screen",
+        )
+        for name, weights, backend in (
+            ("online_map_node", WEIGHTS, "torch"),
+            ("online_map_onnx", EXPORTED, "onnxruntime"),
+        )
+    ]
     evaluator = launch_ros.actions.Node(
         package="mapdistill_ros", executable="map_evaluator", parameters=[{"out": str(EVAL)}], output="screen"
     )
-    return LaunchDescription([node, evaluator, launch_testing.actions.ReadyToTest()])
+    return LaunchDescription([*nodes, evaluator, launch_testing.actions.ReadyToTest()])
 
 
 def message_class(msgtype: str):
@@ -62,8 +74,9 @@ class TestOnlineNode(unittest.TestCase):
     def test_markers_arrive_for_a_played_bag(self):
         rclpy.init()
         node = rclpy.create_node("bag_player")
-        received = []
-        node.create_subscription(MarkerArray, "/online_map_node/markers", received.append, 10)
+        received = {backend: [] for backend in MARKERS}
+        for backend, topic in MARKERS.items():
+            node.create_subscription(MarkerArray, topic, received[backend].append, 10)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         try:
@@ -77,20 +90,21 @@ class TestOnlineNode(unittest.TestCase):
                 played = list(reader.messages())
             deadline = time.monotonic() + 60.0
             images = [t for t in publishers if t.endswith("image_rect_compressed")]
-            while min(node.count_subscribers(t) for t in images) == 0 and time.monotonic() < deadline:
-                rclpy.spin_once(node, timeout_sec=0.1)  # the node subscribes once its model is loaded
+            while min(node.count_subscribers(t) for t in images) < len(MARKERS) and time.monotonic() < deadline:
+                rclpy.spin_once(node, timeout_sec=0.1)  # each node subscribes once its model is loaded
             for connection, _, raw in played:
                 publishers[connection.topic].publish(bytes(raw))
                 rclpy.spin_once(node, timeout_sec=0.02)
-            while not received and time.monotonic() < deadline:
+            while not all(received.values()) and time.monotonic() < deadline:
                 rclpy.spin_once(node, timeout_sec=0.1)
         finally:
             node.destroy_node()
             rclpy.shutdown()
-        self.assertTrue(received, "no MarkerArray on /online_map_node/markers")
-        markers = received[0].markers
-        self.assertEqual(markers[0].action, 3)  # DELETEALL first
-        self.assertTrue(all(m.header.frame_id == "base_link" for m in markers))
+        for backend, topic in MARKERS.items():
+            self.assertTrue(received[backend], f"no MarkerArray on {topic} ({backend} backend)")
+            markers = received[backend][0].markers
+            self.assertEqual(markers[0].action, 3)  # DELETEALL first
+            self.assertTrue(all(m.header.frame_id == "base_link" for m in markers))
 
 
 @launch_testing.post_shutdown_test()
