@@ -35,15 +35,25 @@ class EvaluatorNode(Node):
         self.out = Path(value["out"])
         self.predictions: dict = {}
         self.ground_truth: dict = {}
+        self.skipped: dict[str, int] = {}
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(MapElementArray, value["predictions_topic"], self.on_prediction, qos)
         self.create_subscription(MapElementArray, value["ground_truth_topic"], self.on_ground_truth, qos)
 
     def on_prediction(self, message: MapElementArray) -> None:
-        self.predictions[messages.stamp_ns(message.header.stamp)] = messages.elements_from_message(message)
+        self.keep(self.predictions, message, messages.elements_from_message, "prediction")
 
     def on_ground_truth(self, message: MapElementArray) -> None:
-        self.ground_truth[messages.stamp_ns(message.header.stamp)] = messages.elements_from_message(message)
+        self.keep(self.ground_truth, message, messages.ground_truth_from_message, "ground truth")
+
+    def keep(self, store: dict, message: MapElementArray, read, what: str) -> None:
+        """Store a message's elements by stamp; one the metric cannot use is logged and counted."""
+        stamp = messages.stamp_ns(message.header.stamp)
+        try:
+            store[stamp] = read(message)
+        except ValueError as e:
+            self.skipped[what] = self.skipped.get(what, 0) + 1
+            self.get_logger().warning(f"skipped the {what} at {stamp} ns: {e}", throttle_duration_sec=5.0)
 
     def write(self) -> Path:
         """Score what arrived and write metrics.json."""
@@ -53,6 +63,7 @@ class EvaluatorNode(Node):
             "metrics": metrics,
             "no_metrics_reason": None if metrics else "no ground truth arrived",
             "frames": {"predictions": len(self.predictions), "ground_truth": len(self.ground_truth)},
+            "skipped_messages": self.skipped,
         }
         path = self.out / "metrics.json"
         write_json(path, document)

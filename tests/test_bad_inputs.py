@@ -524,6 +524,28 @@ def test_metadata_that_is_not_json_is_a_checkpoint_error_naming_file_and_key(che
             read_extra(path)
 
 
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"neck_channels": -3}, "model.neck_channels must be positive"),
+        ({"bev_size": [0, 0]}, "model.bev_size must be positive"),
+        ({"decoder": {"num_points": 1}}, "decoder.num_points must be at least 2"),
+        ({"bev_channels": 30}, "must be divisible by decoder.heads"),
+        ({"lss": {"depth_bins": [5.0, 1.0, 0.5]}}, "lss.depth_bins"),
+        ({"attention": {"kernel_size": 2}}, "odd kernel_size"),
+    ],
+)
+def test_a_stored_model_config_out_of_range_is_a_checkpoint_error(checkpoint, tmp_path, change, words):
+    tensors, metadata = read_safetensors(checkpoint)
+    stored = json.loads(metadata["model_config"])
+    for key, value in change.items():
+        stored[key] = {**stored[key], **value} if isinstance(value, dict) else value
+    path = tmp_path / "bad.safetensors"
+    save_file(tensors, str(path), metadata={**metadata, "model_config": json.dumps(stored)})
+    with pytest.raises(CheckpointError, match=f"bad.safetensors: bad 'model_config' metadata .*{words}"):
+        load_model(path)
+
+
 def test_weights_that_do_not_fit_the_config_name_the_file_and_tensor(checkpoint, tmp_path):
     wider = dataclasses.replace(STUDENT, neck_channels=48)
     with pytest.raises(

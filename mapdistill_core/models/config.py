@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def require_positive(section: str, **values: int | tuple[int, ...]) -> None:
+    """ValueError naming ``section.key`` for any value (or tuple element) below 1."""
+    for key, value in values.items():
+        if min(value if isinstance(value, tuple) else (value,), default=0) < 1:
+            raise ValueError(f"{section}.{key} must be positive, got {value!r}")
+
+
 @dataclass(frozen=True)
 class BackboneConfig:
     """A ResNet-class image backbone.
@@ -24,6 +31,7 @@ class BackboneConfig:
             raise ValueError(f"backbone.block must be 'basic' or 'bottleneck', got '{self.block}'")
         if len(self.depths) != 4 or min(self.depths) < 1:
             raise ValueError("backbone.depths must list 4 positive block counts")
+        require_positive("backbone", width=self.width)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,15 @@ class LSSConfig:
 
     depth_bins: tuple[float, float, float] = (2.0, 50.0, 1.5)
     z_range: tuple[float, float] = (-5.0, 5.0)
+
+    def __post_init__(self) -> None:
+        start, stop, step = self.depth_bins
+        if not 0 < start < stop or step <= 0:
+            raise ValueError(
+                f"lss.depth_bins must be (start, stop, step) with 0 < start < stop, step > 0: {self.depth_bins}"
+            )
+        if not self.z_range[0] < self.z_range[1]:
+            raise ValueError(f"lss.z_range must be (low, high) with low < high: {self.z_range}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,10 @@ class AttentionViewConfig:
     kernel_size: int = 3
     heights: tuple[float, ...] = (0.0,)
 
+    def __post_init__(self) -> None:
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0 or not self.heights:
+            raise ValueError(f"attention needs an odd kernel_size >= 1 and some heights: {self}")
+
 
 @dataclass(frozen=True)
 class LidarConfig:
@@ -50,6 +71,9 @@ class LidarConfig:
     channels: int = 64
     grid_scale: int = 2
     z_range: tuple[float, float] = (-5.0, 5.0)
+
+    def __post_init__(self) -> None:
+        require_positive("lidar", channels=self.channels, grid_scale=self.grid_scale)
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,12 @@ class DecoderConfig:
     ffn_channels: int = 512
     sampling_points: int = 4
     encoder_blocks: int = 1
+
+    def __post_init__(self) -> None:
+        values = {k: getattr(self, k) for k in ("num_queries", "layers", "heads", "ffn_channels", "sampling_points")}
+        require_positive("decoder", **values)
+        if self.num_points < 2:
+            raise ValueError(f"decoder.num_points must be at least 2, got {self.num_points}")
 
 
 @dataclass(frozen=True)
@@ -105,6 +135,17 @@ class ModelConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
+        require_positive(
+            "model",
+            image_size=self.image_size,
+            neck_channels=self.neck_channels,
+            bev_size=self.bev_size,
+            bev_channels=self.bev_channels,
+        )
+        if self.bev_channels % self.decoder.heads:
+            raise ValueError(
+                f"model.bev_channels {self.bev_channels} must be divisible by decoder.heads {self.decoder.heads}"
+            )
         if self.kind not in ("teacher", "student"):
             raise ValueError(f"kind must be 'teacher' or 'student', got '{self.kind}'")
         if self.view_transform not in ("lss", "attention", "dual"):
