@@ -26,13 +26,12 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from safetensors.torch import save_file
 
-from mapdistill_core.checkpoint import CheckpointError, load_model, read_extra, read_safetensors, save_model
+from mapdistill_core.checkpoint import CheckpointError, load_model, read_extra, read_safetensors
 from mapdistill_core.config import ConfigError, config_to_dict, load_config
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics import MapFileError, load_ground_truth, load_predictions
-from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_ros import messages, topics
 from mapdistill_ros.bag_writer import LATCHED, MapBagWriter
@@ -165,16 +164,6 @@ def test_any_camera_info_gives_a_usable_k_or_names_the_camera_and_field(k, width
 # Replay: bad frames are skipped, counted and logged ---------------------------------------------
 
 DRIVE = 4
-
-
-@pytest.fixture(scope="module")
-def predictor():
-    """An untrained tiny student on one thread (see test_online_pipeline)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield MapPredictor.from_model(build_model(STUDENT), "cpu")
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -491,19 +480,11 @@ def test_a_sqlite3_message_whose_data_is_no_blob_is_skipped_and_counted(predicto
 # Checkpoints -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "student.safetensors"
-    torch.manual_seed(0)
-    save_model(path, build_model(STUDENT))
-    return path
-
-
 @given(st.one_of(st.floats(0.0, 1.0, exclude_max=True), st.binary(max_size=256)))
 @FAST
-def test_a_truncated_or_random_safetensors_file_is_a_checkpoint_error_naming_it(checkpoint, cut_or_content):
+def test_a_truncated_or_random_safetensors_file_is_a_checkpoint_error_naming_it(weights, cut_or_content):
     """A fraction: the checkpoint cut there; bytes: the whole file."""
-    data = checkpoint.read_bytes()
+    data = weights.read_bytes()
     content = data[: int(cut_or_content * len(data))] if isinstance(cut_or_content, float) else cut_or_content
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "broken.safetensors"
@@ -513,8 +494,8 @@ def test_a_truncated_or_random_safetensors_file_is_a_checkpoint_error_naming_it(
 
 
 @pytest.mark.parametrize("key", ["class_names", "extra"])
-def test_metadata_that_is_not_json_is_a_checkpoint_error_naming_file_and_key(checkpoint, tmp_path, key):
-    tensors, metadata = read_safetensors(checkpoint)
+def test_metadata_that_is_not_json_is_a_checkpoint_error_naming_file_and_key(weights, tmp_path, key):
+    tensors, metadata = read_safetensors(weights)
     path = tmp_path / "bad.safetensors"
     save_file(tensors, str(path), metadata={**metadata, key: "{not json"})
     with pytest.raises(CheckpointError, match=f"bad.safetensors: metadata '{key}' is not JSON"):
@@ -535,8 +516,8 @@ def test_metadata_that_is_not_json_is_a_checkpoint_error_naming_file_and_key(che
         ({"attention": {"kernel_size": 2}}, "odd kernel_size"),
     ],
 )
-def test_a_stored_model_config_out_of_range_is_a_checkpoint_error(checkpoint, tmp_path, change, words):
-    tensors, metadata = read_safetensors(checkpoint)
+def test_a_stored_model_config_out_of_range_is_a_checkpoint_error(weights, tmp_path, change, words):
+    tensors, metadata = read_safetensors(weights)
     stored = json.loads(metadata["model_config"])
     for key, value in change.items():
         stored[key] = {**stored[key], **value} if isinstance(value, dict) else value
@@ -546,16 +527,16 @@ def test_a_stored_model_config_out_of_range_is_a_checkpoint_error(checkpoint, tm
         load_model(path)
 
 
-def test_weights_that_do_not_fit_the_config_name_the_file_and_tensor(checkpoint, tmp_path):
+def test_weights_that_do_not_fit_the_config_name_the_file_and_tensor(weights, tmp_path):
     wider = dataclasses.replace(STUDENT, neck_channels=48)
     with pytest.raises(
         CheckpointError, match=r"student.safetensors: weights do not fit .*: file \[32.* vs config \[48"
     ):
-        load_model(checkpoint, config=wider)
+        load_model(weights, config=wider)
     config = tmp_path / "wider.yaml"
     config.write_text(yaml.safe_dump({"model": config_to_dict(wider)}))
     with pytest.raises(CheckpointError, match="student.safetensors: weights do not fit the model config"):
-        MapPredictor.from_checkpoint(checkpoint, "cpu", model_config=config)
+        MapPredictor.from_checkpoint(weights, "cpu", model_config=config)
 
 
 class Touch:

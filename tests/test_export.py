@@ -20,14 +20,6 @@ from tests.model_fixtures import STUDENT, TEACHER, samples
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "student.safetensors"
-    save_model(path, build_model(STUDENT))
-    return path
-
-
-@pytest.fixture(scope="module")
 def exported(weights):
     return export_onnx(weights, weights.with_suffix(".onnx"))
 

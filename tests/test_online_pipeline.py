@@ -2,11 +2,8 @@
 
 import numpy as np
 import pytest
-import torch
 
 from mapdistill_core.data.sample import CAMERA_NAMES
-from mapdistill_core.inference import MapPredictor
-from mapdistill_core.models.model import build_model
 from mapdistill_ros import messages
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
 from mapdistill_ros.stage_timer import StageTimer
@@ -16,17 +13,6 @@ from tests.model_fixtures import STUDENT, samples
 
 F = MessageFactory()
 STAMP = 1_700_000_000_123_456_789
-
-
-@pytest.fixture(scope="module")
-def predictor():
-    """An untrained tiny student, run on one thread (a tiny model gains nothing from more, and
-    contended cores make torch's thread pool spin for seconds)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield MapPredictor.from_model(build_model(STUDENT), "cpu")
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -8,32 +8,21 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 
-from mapdistill_core.checkpoint import save_model
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics import evaluate_vectors
-from mapdistill_core.models.model import build_model
 from mapdistill_ros import topics
 from mapdistill_ros.bag_writer import MapBagWriter
 from mapdistill_ros.cli import main
 from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS, BagError, pair_by_stamp, replay_bag
 from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, sample_frame, write_synthetic_bag
-from tests.model_fixtures import STUDENT, WORLD
+from tests.model_fixtures import WORLD
 from tests.test_bags import read_bag
 
 SCENES, SAMPLES = 2, 3
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "student.safetensors"
-    save_model(path, build_model(STUDENT))
-    return path
 
 
 @pytest.fixture(scope="module")
