@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mapdistill_core.checkpoint import load_model
-from mapdistill_core.config import config_from_dict, load_config
+from mapdistill_core.checkpoint import CheckpointError, load_model
+from mapdistill_core.config import ConfigError, config_from_dict, load_config
 from mapdistill_core.data.batch import collate
 from mapdistill_core.data.sample import Sample
 from mapdistill_core.map_elements import CLASS_NAMES, MapElement
@@ -69,8 +69,6 @@ class TorchBackend:
     On CUDA the input tensors are pinned and copied asynchronously.
     """
 
-    name = "torch"
-
     def __init__(self, model: MapModel, device: str | torch.device = "cpu", half: bool = False):
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
@@ -93,16 +91,15 @@ class OnnxRuntimeBackend:
 
     The model config comes from the file's metadata. Device "auto" takes the CUDA execution
     provider when onnxruntime has one, else the CPU one; the precision is the file's (``--fp16``).
+    A missing, unreadable or foreign file is a CheckpointError naming it.
     """
-
-    name = "onnxruntime"
 
     def __init__(self, path: str | Path, device: str = "auto"):
         import onnxruntime
 
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such ONNX file")
+            raise CheckpointError(f"{path}: no such ONNX file")
         available = onnxruntime.get_available_providers()
         if device == "cpu":
             providers = ["CPUExecutionProvider"]
@@ -116,10 +113,10 @@ class OnnxRuntimeBackend:
         try:
             self.session = onnxruntime.InferenceSession(str(path), providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-            raise ValueError(f"{path}: onnxruntime cannot load it ({e})") from None
+            raise CheckpointError(f"{path}: onnxruntime cannot load it ({e})") from None
         self.config = onnx_model_config(path, self.session.get_modelmeta().custom_metadata_map)
         self.device = torch.device("cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu")
-        self.half = json.loads(self.session.get_modelmeta().custom_metadata_map.get("fp16", "false"))
+        self.half = self.session.get_modelmeta().custom_metadata_map.get("fp16") == "true"
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         feed = {k: batch[k].numpy() for k in ONNX_INPUTS}
@@ -128,16 +125,18 @@ class OnnxRuntimeBackend:
 
 
 def onnx_model_config(path: str | Path, metadata: dict[str, str]) -> ModelConfig:
-    """The ModelConfig in an exported file's metadata, with a clear error when it is not ours."""
+    """The ModelConfig in an exported file's metadata; CheckpointError when the file is not ours."""
     if metadata.get("format") != ONNX_FORMAT:
-        raise ValueError(f"{path}: not an ONNX file written by `mapdistill export` (metadata format != {ONNX_FORMAT})")
+        raise CheckpointError(
+            f"{path}: not an ONNX file written by `mapdistill export` (metadata format != {ONNX_FORMAT})"
+        )
     try:
         names, config = json.loads(metadata.get("class_names", "null")), json.loads(metadata.get("model_config", ""))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: metadata 'class_names' or 'model_config' is not JSON ({e})") from None
-    if names != list(CLASS_NAMES):
-        raise ValueError(f"{path}: class names {names} differ from {list(CLASS_NAMES)}")
-    return config_from_dict(ModelConfig, config, f"{path}: model_config")
+        if names != list(CLASS_NAMES):
+            raise CheckpointError(f"{path}: class names {names} differ from {list(CLASS_NAMES)}")
+        return config_from_dict(ModelConfig, config, f"{path}: model_config")
+    except (json.JSONDecodeError, ConfigError) as e:
+        raise CheckpointError(f"{path}: bad 'class_names' or 'model_config' metadata ({e})") from None
 
 
 class MapPredictor:

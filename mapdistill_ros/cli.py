@@ -36,6 +36,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from mapdistill_core.metrics import EvalResult, format_table
     from mapdistill_ros.replay import BagError, replay_bag
 
+    if args.backend == "onnxruntime" and args.config:
+        print(
+            "mapdistill replay: error: --config applies to the torch backend; an ONNX file has its own", file=sys.stderr
+        )
+        return 2
+
     try:
         result = replay_bag(
             args.bag,

@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from mapdistill_core.checkpoint import save_model
+from mapdistill_core.checkpoint import CheckpointError, save_model
 from mapdistill_core.cli import main
 from mapdistill_core.export import ExportedModel, check_export, example_batch, export_onnx
 from mapdistill_core.inference import MapPredictor, OnnxRuntimeBackend, TorchBackend
@@ -120,19 +120,19 @@ def test_onnxruntime_backend_refuses_foreign_files_and_torch_only_options(tmp_pa
     graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [tensor], [tensor])
     graph.output[0].name = "y"
     onnx.save(onnx.helper.make_model(graph), str(tmp_path / "foreign.onnx"))
-    with pytest.raises(ValueError, match="not an ONNX file written by `mapdistill export`"):
+    with pytest.raises(CheckpointError, match="not an ONNX file written by `mapdistill export`"):
         OnnxRuntimeBackend(tmp_path / "foreign.onnx", "cpu")
     proto = onnx.load(str(exported))
     for prop in proto.metadata_props:
         if prop.key == "model_config":
             prop.value = "{not json"
     onnx.save(proto, str(tmp_path / "bad_metadata.onnx"))
-    with pytest.raises(ValueError, match="bad_metadata.onnx: metadata 'class_names' or 'model_config' is not JSON"):
+    with pytest.raises(CheckpointError, match="bad_metadata.onnx: bad 'class_names' or 'model_config' metadata"):
         OnnxRuntimeBackend(tmp_path / "bad_metadata.onnx", "cpu")
     (tmp_path / "garbage.onnx").write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="garbage.onnx"):
+    with pytest.raises(CheckpointError, match="garbage.onnx: onnxruntime cannot load it"):
         OnnxRuntimeBackend(tmp_path / "garbage.onnx", "cpu")
-    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+    with pytest.raises(CheckpointError, match="missing.onnx: no such ONNX file"):
         OnnxRuntimeBackend(tmp_path / "missing.onnx", "cpu")
     with pytest.raises(ValueError, match="torch backend"):
         MapPredictor.from_checkpoint(exported, "cpu", half=True, backend="onnxruntime")

@@ -138,3 +138,12 @@ def test_replay_with_the_onnxruntime_backend_gives_the_torch_metrics(png_bag, we
     assert by_onnx.metrics["counts"] == by_torch.metrics["counts"]
     assert by_onnx.metrics["mAP"] == pytest.approx(by_torch.metrics["mAP"], abs=1e-6)
     assert json.loads((tmp_path / "onnx" / "metrics.json").read_text())["meta"]["backend"] == "onnxruntime"
+
+
+def test_a_bad_onnx_file_or_a_torch_only_option_is_one_clear_line(png_bag, tmp_path, capsys):
+    (tmp_path / "garbage.onnx").write_bytes(b"not a model")
+    args = ["replay", str(png_bag), "--backend", "onnxruntime", "--weights", str(tmp_path / "garbage.onnx")]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    assert "garbage.onnx: onnxruntime cannot load it" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "out2"), "--config", "config/synthetic_student.yaml"]) == 2
+    assert "--config applies to the torch backend" in capsys.readouterr().err
