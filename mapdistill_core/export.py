@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from mapdistill_core.atomic import atomic_output
-from mapdistill_core.checkpoint import load_model
+from mapdistill_core.checkpoint import CheckpointError, load_model
 from mapdistill_core.config import config_to_dict
 from mapdistill_core.data.batch import collate
 from mapdistill_core.data.sample import Sample
@@ -64,13 +64,13 @@ def export_onnx(weights: str | Path, out: str | Path, opset: int = DEFAULT_OPSET
     """Export safetensors ``weights`` to ``out`` (written atomically); returns ``out``.
 
     Raises:
-        CheckpointError: the weights are unreadable or do not fit their config.
-        ValueError: the model is a teacher (only camera-only students are exported).
+        CheckpointError: the weights are unreadable, do not fit their config, or are a teacher's
+            (only camera-only students are exported).
     """
     out = Path(out)
     model, _ = load_model(weights, torch.device("cpu"))
     if model.config.lidar is not None:
-        raise ValueError(f"{weights}: a teacher (camera + LiDAR); export a camera-only student")
+        raise CheckpointError(f"{weights}: a teacher (camera + LiDAR); export a camera-only student")
     dtype = torch.float16 if fp16 else torch.float32
     wrapper = ExportedModel(model.to(dtype), dtype).eval()
     example = example_batch(model, batch_size=2)

@@ -107,7 +107,7 @@ def test_export_command_checks_the_file_against_pytorch(weights, tmp_path, capsy
 
 def test_export_refuses_a_teacher_and_a_pickle(tmp_path, capsys):
     save_model(tmp_path / "teacher.safetensors", build_model(TEACHER))
-    with pytest.raises(ValueError, match="teacher"):
+    with pytest.raises(CheckpointError, match="teacher.safetensors: a teacher"):
         export_onnx(tmp_path / "teacher.safetensors", tmp_path / "t.onnx")
     torch.save({"w": torch.zeros(1)}, tmp_path / "pickle.pt")
     assert main(["export", "--weights", str(tmp_path / "pickle.pt"), "--out", str(tmp_path / "p.onnx")]) == 2
