@@ -125,6 +125,10 @@ class LiftSplat(nn.Module):
         return torch.where(inside, cell, self.grid.size[0] * self.grid.size[1])
 
 
+NO_LOGIT = -1e30
+"""Logit of a sample that does not count (finite, so the running max needs no special case)."""
+
+
 class AttentionView(nn.Module):
     """GKT-like view transform: every BEV cell has a learned query; at each configured height its
     centre is projected into every camera, a kernel of feature pixels around the projection is
@@ -192,52 +196,64 @@ class AttentionView(nn.Module):
     def _attend_dense(self, keys_values, uv, seen, h: int, w: int) -> torch.Tensor:
         """Every cell sampled in every camera, masked: static shapes. Returns [B, C, P] float32."""
         b, n = keys_values.shape[:2]
-        c, num = self.query.shape[0], uv.shape[3]
         image_size = uv.new_tensor([w * self.stride, h * self.stride])
         query = self.query.flatten(1).float()  # [C, P]
-        running_max = uv.new_full((b, num), -1e30)
-        total, acc = uv.new_zeros(b, num), uv.new_zeros(b, c, num)
+        state = self._empty_state(b, uv)
         for z in range(len(self.heights)):
             for cam in range(n):
-                inside, keys, values = self._sample(keys_values[:, cam], uv[z, :, cam], seen[z, :, cam], image_size)
-                logits = torch.einsum("cp,bcpk->bpk", query, keys.float()) / math.sqrt(c)
-                logits = logits.masked_fill(~inside, -1e30)
-                new_max = torch.maximum(running_max, logits.amax(-1))
-                scale = torch.exp(running_max - new_max)
-                weights = torch.exp(logits - new_max[..., None]) * inside  # [B, P, K], 0 off the image
-                total = total * scale + weights.sum(-1)
-                acc = acc * scale[:, None] + torch.einsum("bpk,bcpk->bcp", weights, values.float())
-                running_max = new_max
-        return acc / total.clamp(min=1e-6)[:, None]
+                samples = self._sample(keys_values[:, cam], uv[z, :, cam], seen[z, :, cam], image_size)
+                state = self._accumulate(state, query, *samples)
+        return self._attended(state)
 
     def _attend_gathered(self, keys_values, uv, seen, h: int, w: int) -> torch.Tensor:
         """Only the cells each camera sees (nonzero, a host synchronization per camera). Returns
         [B, C, P] float32."""
         b, n = keys_values.shape[:2]
-        c, num = self.query.shape[0], uv.shape[3]
         image_size = uv.new_tensor([w * self.stride, h * self.stride])
         query = self.query.flatten(1).float()  # [C, P]
-        running_max = uv.new_full((b, num), -math.inf)
-        total, acc = uv.new_zeros(b, num), uv.new_zeros(b, c, num)
+        running_max, total, acc = self._empty_state(b, uv)
         for z in range(len(self.heights)):
             for i in range(b):
                 for cam in range(n):
                     idx = seen[z, i, cam].nonzero().squeeze(1)
                     if len(idx) == 0:
                         continue
-                    inside, keys, values = self._sample(
+                    samples = self._sample(
                         keys_values[i, cam, None], uv[z, i, cam, idx][None], seen[z, i, cam, idx][None], image_size
                     )
-                    logits = torch.einsum("cp,cpk->pk", query[:, idx], keys[0].float()) / math.sqrt(c)
-                    logits = logits.masked_fill(~inside[0], -math.inf)
-                    old_max = running_max[i, idx]
-                    new_max = torch.maximum(old_max, logits.amax(dim=1))
-                    safe = torch.where(torch.isfinite(new_max), new_max, torch.zeros_like(new_max))
-                    scale = torch.exp(old_max - safe)
-                    weights = torch.exp(logits - safe[:, None])  # [P', K], 0 off the image
-                    total[i, idx] = total[i, idx] * scale + weights.sum(dim=1)
-                    acc[i, :, idx] = acc[i, :, idx] * scale + torch.einsum("pk,cpk->cp", weights, values[0].float())
-                    running_max[i, idx] = new_max
+                    state = (running_max[i, idx][None], total[i, idx][None], acc[i][:, idx][None])
+                    new_max, new_total, new_acc = self._accumulate(state, query[:, idx], *samples)
+                    running_max[i, idx], total[i, idx], acc[i, :, idx] = new_max[0], new_total[0], new_acc[0]
+        return self._attended((running_max, total, acc))
+
+    def _empty_state(self, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Online-softmax state over no samples yet: running max [B, P] (a finite stand-in for -inf),
+        weight total [B, P] and weighted value sum [B, C, P], float32."""
+        c, num = self.query.shape[0], self.query[0].numel()
+        return like.new_full((batch, num), NO_LOGIT), like.new_zeros(batch, num), like.new_zeros(batch, c, num)
+
+    def _accumulate(self, state, query, inside, keys, values):
+        """One step of the softmax over all samples, accumulated (flash-attention style).
+
+        Args:
+            state: (running max [M, P], total [M, P], weighted sum [M, C, P]) over the samples so far.
+            query: [C, P]; inside: [M, P, K] samples that count; keys, values: [M, C, P, K].
+        Returns the state including these samples.
+        """
+        running_max, total, acc = state
+        logits = torch.einsum("cp,mcpk->mpk", query, keys.float()) / math.sqrt(query.shape[0])
+        logits = logits.masked_fill(~inside, NO_LOGIT)
+        new_max = torch.maximum(running_max, logits.amax(-1))
+        scale = torch.exp(running_max - new_max)
+        weights = torch.exp(logits - new_max[..., None]) * inside  # [M, P, K], 0 where a sample does not count
+        total = total * scale + weights.sum(-1)
+        acc = acc * scale[:, None] + torch.einsum("mpk,mcpk->mcp", weights, values.float())
+        return new_max, total, acc
+
+    @staticmethod
+    def _attended(state) -> torch.Tensor:
+        """The softmax-weighted value sum [B, C, P] (zero for a cell no camera sees)."""
+        _, total, acc = state
         return acc / total.clamp(min=1e-6)[:, None]
 
 
