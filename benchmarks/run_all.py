@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import platform
-import statistics
 import tempfile
 import threading
 import time
@@ -43,7 +42,7 @@ from mapdistill_core.inference import MapPredictor, resolve_device
 from mapdistill_core.metrics import evaluate_vectors
 from mapdistill_core.metrics.reference import reference_mean_ap
 from mapdistill_core.models.model import build_model
-from mapdistill_core.profiling import forward_latency_ms
+from mapdistill_core.profiling import forward_latency_ms, median_ms
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_ros.replay import BagReplay
 from mapdistill_ros.synthetic2bag import write_synthetic_bag
@@ -94,17 +93,6 @@ def forward_rows(sample, device, warmup: int, iters: int, seed: int) -> list[Row
     return rows
 
 
-def timed_median_ms(fn, warmup: int, iters: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        times.append(1000 * (time.perf_counter() - start))
-    return statistics.median(times)
-
-
 def backend_rows(sample, device, warmup: int, iters: int) -> list[Row]:
     """onnxruntime vs PyTorch on the shipped student, and (CUDA) float16 vs float32."""
     torch_predictor = MapPredictor.from_checkpoint(STUDENT_WEIGHTS, str(device))
@@ -113,8 +101,8 @@ def backend_rows(sample, device, warmup: int, iters: int) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = export_onnx(STUDENT_WEIGHTS, Path(tmp) / "student.onnx")
         runtime = MapPredictor.from_checkpoint(onnx_path, str(device), backend="onnxruntime")
-        onnx_ms = timed_median_ms(lambda: runtime.backend(batch), warmup, iters)
-    torch_ms = timed_median_ms(lambda: torch_predictor.backend(batch), warmup, iters)
+        onnx_ms = median_ms(lambda: runtime.backend(batch), warmup, iters)
+    torch_ms = median_ms(lambda: torch_predictor.backend(batch), warmup, iters)
     rows = [
         Row(
             f"student forward: onnxruntime ({runtime.device.type}) vs PyTorch",
@@ -125,7 +113,7 @@ def backend_rows(sample, device, warmup: int, iters: int) -> list[Row]:
     ]
     if device.type == "cuda":
         half = MapPredictor.from_checkpoint(STUDENT_WEIGHTS, str(device), half=True)
-        half_ms = timed_median_ms(lambda: half.backend(batch), warmup, iters)
+        half_ms = median_ms(lambda: half.backend(batch), warmup, iters)
         rows.append(
             Row(
                 "student forward: float16 vs float32",
