@@ -159,7 +159,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opset {args.opset}, {'float16' if args.fp16 else 'float32'})"
     )
     model, _ = load_model(args.weights)
-    check = check_export(args.weights, out, example_batch(model, batch_size=2))
+    check = check_export(model, out, example_batch(model, batch_size=2))
     if check.ran:
         print(
             f"onnxruntime (CPU) vs PyTorch on a random batch of 2: max |logit difference| {check.max_logit_error:.2e}, "

@@ -141,9 +141,9 @@ def example_batch(model: MapModel, batch_size: int = 1, samples: list[Sample] | 
     return collate(samples, model.config.image_size, model.grid, model.config.decoder.num_points, False)
 
 
-def check_export(weights: str | Path, onnx_path: str | Path, batch: dict) -> ExportCheck:
-    """Run the exported file with onnxruntime (CPU) and the weights with PyTorch on ``batch``."""
-    model, _ = load_model(weights, torch.device("cpu"))
+def check_export(model: MapModel, onnx_path: str | Path, batch: dict) -> ExportCheck:
+    """Run the exported file with onnxruntime (CPU) and the float32 ``model`` it came from with
+    PyTorch on ``batch``."""
     try:
         runtime = OnnxRuntimeBackend(onnx_path, "cpu")
         logits, points = runtime(batch)

@@ -114,9 +114,10 @@ class OnnxRuntimeBackend:
             self.session = onnxruntime.InferenceSession(str(path), providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for unreadable models
             raise CheckpointError(f"{path}: onnxruntime cannot load it ({e})") from None
-        self.config = onnx_model_config(path, self.session.get_modelmeta().custom_metadata_map)
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.config = onnx_model_config(path, metadata)
         self.device = torch.device("cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu")
-        self.half = self.session.get_modelmeta().custom_metadata_map.get("fp16") == "true"
+        self.half = metadata.get("fp16") == "true"
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         feed = {k: batch[k].numpy() for k in ONNX_INPUTS}

@@ -9,7 +9,7 @@ import onnx
 import pytest
 import torch
 
-from mapdistill_core.checkpoint import CheckpointError, save_model
+from mapdistill_core.checkpoint import CheckpointError, load_model, save_model
 from mapdistill_core.cli import main
 from mapdistill_core.export import ExportedModel, check_export, example_batch, export_onnx
 from mapdistill_core.inference import MapPredictor, OnnxRuntimeBackend, TorchBackend
@@ -94,7 +94,8 @@ def test_float16_export_runs_in_onnxruntime_close_to_float32(weights, exported, 
     proto = onnx.load(str(path))
     assert {p.key: p.value for p in proto.metadata_props}["fp16"] == "true"
     assert path.stat().st_size < 0.75 * exported.stat().st_size
-    check = check_export(weights, path, example_batch(build_model(STUDENT), samples=samples(2)))
+    model, _ = load_model(weights)
+    check = check_export(model, path, example_batch(model, samples=samples(2)))
     assert check.ran, check.reason
     assert check.max_logit_error < 0.05 and check.max_point_error_m < 0.5
 
