@@ -187,24 +187,28 @@ class BagReplay:
         Ctrl-C stops it between frames: the result (and ``writer``) holds every camera set done.
         """
         bag = Path(bag)
-        result = ReplayResult()
         with open_bag(bag) as reader:
-            available = {c.topic for c in reader.connections}
-            images, result.missing_topics = camera_topics(available, bag)
-            if result.missing_topics:
-                log.warning("%s: no image topic for %s; predicting without them", bag, ", ".join(result.missing_topics))
-            infos = {topics.camera_info_topic(c): i for i, c in enumerate(CAMERA_NAMES)}
-            wanted = {*images, *infos, topics.TF_STATIC, topics.GT_ELEMENTS, topics.GT_MARKERS}
-            connections = [c for c in reader.connections if c.topic in wanted]
-            total = sum(c.msgcount for c in connections)
-            stream = iter(tqdm(reader.messages(connections), total=total, desc="replay", unit="msg"))
-            try:
-                self._replay(bag, reader, stream, images, infos, result, writer)
-            except KeyboardInterrupt:
-                result.interrupted = True
-                log.warning("%s: interrupted; the outputs cover the %d camera sets done", bag, len(result.predictions))
-            else:
-                self._process(self.assembler.flush(), result, writer)
+            return self.run_reader(reader, bag, writer)
+
+    def run_reader(self, reader: AnyReader, bag: Path, writer: MapBagWriter | None = None) -> ReplayResult:
+        """``run`` on a bag already opened by ``open_bag`` (``bag`` names it in messages)."""
+        result = ReplayResult()
+        available = {c.topic for c in reader.connections}
+        images, result.missing_topics = camera_topics(available, bag)
+        if result.missing_topics:
+            log.warning("%s: no image topic for %s; predicting without them", bag, ", ".join(result.missing_topics))
+        infos = {topics.camera_info_topic(c): i for i, c in enumerate(CAMERA_NAMES)}
+        wanted = {*images, *infos, topics.TF_STATIC, topics.GT_ELEMENTS, topics.GT_MARKERS}
+        connections = [c for c in reader.connections if c.topic in wanted]
+        total = sum(c.msgcount for c in connections)
+        stream = iter(tqdm(reader.messages(connections), total=total, desc="replay", unit="msg"))
+        try:
+            self._replay(bag, reader, stream, images, infos, result, writer)
+        except KeyboardInterrupt:
+            result.interrupted = True
+            log.warning("%s: interrupted; the outputs cover the %d camera sets done", bag, len(result.predictions))
+        else:
+            self._process(self.assembler.flush(), result, writer)
         result.timing = self.timer.summary()
         if result.ground_truth:
             result.metrics = score(result.predictions, result.ground_truth)
@@ -314,13 +318,12 @@ def replay_bag(
     ``backend`` is torch (safetensors weights) or onnxruntime (an exported .onnx)."""
     out = Path(out)
     bag = Path(bag)
-    with open_bag(bag):
-        pass
-    predictor = MapPredictor.from_checkpoint(weights, device, model_config=model_config, backend=backend)
-    replay = BagReplay(predictor, score_threshold, min_cameras)
-    out.mkdir(parents=True, exist_ok=True)
-    with MapBagWriter(out / "predictions") as writer:
-        result = replay.run(bag, writer)
+    with open_bag(bag) as reader:  # an unreadable bag fails before the weights load or anything is written
+        predictor = MapPredictor.from_checkpoint(weights, device, model_config=model_config, backend=backend)
+        replay = BagReplay(predictor, score_threshold, min_cameras)
+        out.mkdir(parents=True, exist_ok=True)
+        with MapBagWriter(out / "predictions") as writer:
+            result = replay.run_reader(reader, bag, writer)
     meta = provenance(
         bag=str(bag),
         weights=str(weights),
