@@ -75,6 +75,19 @@ def read_extra(path: str | Path) -> dict:
     return _metadata_json(metadata, "extra", "{}", path)
 
 
+def read_model_config(path: str | Path) -> ModelConfig:
+    """The model config a checkpoint was written with, without its tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    try:
+        return config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
+    except (KeyError, json.JSONDecodeError, ConfigError) as e:
+        raise CheckpointError(f"{path}: bad 'model_config' metadata ({e})") from None
+
+
 def load_model(
     path: str | Path, device: str | torch.device = "cpu", config: ModelConfig | None = None
 ) -> tuple[MapModel, dict]:

@@ -111,15 +111,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_experiment(args: argparse.Namespace) -> int:
     from mapdistill_core.training.experiment import Experiment, ExperimentPlan
 
+    if args.parallel is not None and args.parallel < 1:
+        raise ConfigError(f"--parallel must be >= 1, got {args.parallel}")
     plan = load_config(ExperimentPlan, args.config)
-    document = Experiment(plan, args.config).run(ablations=not args.main_only, train=not args.report_only)
-    summary = document["summary"]
-    for kind, row in summary.items():
-        if isinstance(row, dict):
-            print(
-                f"{kind:<24} test mAP {100 * row['mAP_mean']:.1f} ± {100 * row['mAP_std']:.1f} ({row['seeds']} seeds)"
-            )
-    print(f"wrote {plan.results}, {plan.table} and the checkpoints in {plan.checkpoints}/")
+    experiment = Experiment(plan, args.config)
+    if not args.report_only:
+        experiment.run(args.parallel)
+    document = experiment.report()
+    for kind, row in document["summary"].items():
+        if "mAP_mean" in row:
+            spread = f" ± {100 * row['mAP_std']:.1f}" if row["mAP_std"] is not None else ""
+            seeds = len(row["per_seed"])
+            print(f"{kind:<12} test mAP {100 * row['mAP_mean']:.1f}{spread} ({seeds} seed{'s' * (seeds > 1)})")
+    comparison = document["summary"].get("distilled_vs_student")
+    if comparison and comparison.get("gap_recovered") is not None:
+        print(
+            f"gap recovered {100 * comparison['gap_recovered']:.0f} %, "
+            f"beyond seed noise: {comparison['beyond_seed_noise']}"
+        )
+    if document["pending"]:
+        print(f"not finished: {', '.join(document['pending'])}")
+    print(f"wrote {plan.results} and {plan.table}")
     return 0
 
 
@@ -258,25 +270,26 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
 
     p = sub.add_parser(
         "experiment",
-        help="the knowledge-distillation benchmark: teacher, student, distilled student, ablations",
-        description="Train the teacher and the student (every seed), the distilled student (every seed) and "
-        "the ablations (each distillation loss alone and each pair); select each run's checkpoint on val; "
-        "evaluate each once on test. Writes the results JSON and markdown table and copies the best teacher "
-        "and distilled student into the checkpoints folder. Finished runs are reused.",
+        help="the knowledge-distillation benchmark: teacher, students, distilled students, grid, ablations",
+        description="Run a plan (config/experiment_synthetic.yaml): the teacher (or the plan's existing teacher "
+        "weights), the student and the distilled student for every seed, the val-only grid of distillation "
+        "settings, and each distillation loss alone. Each run keeps its best checkpoint on val and is evaluated "
+        "once on test; its record goes to the plan's records folder (commit it: a plan started again skips "
+        "recorded runs, also on a fresh clone). An interrupted run resumes from its training state. Then the "
+        "report: results JSON, markdown with the val curves PNG, and README's table.",
     )
     p.add_argument(
         "--config", default="config/experiment_synthetic.yaml", help="experiment plan (default: %(default)s)"
     )
     p.add_argument(
-        "--main-only",
-        action="store_true",
-        help="train and report the main runs only (teacher, student, distilled); a later run without it adds "
-        "the ablations",
+        "--parallel",
+        type=int,
+        help="training processes side by side (default: the plan's 'parallel'); on a CPU each gets cores / N threads",
     )
     p.add_argument(
         "--report-only",
         action="store_true",
-        help="train nothing: evaluate and report the runs that have finished (e.g. while ablations still run)",
+        help="train nothing: write the report from the records of the runs that have finished",
     )
     p.set_defaults(func=cmd_experiment)
 

@@ -1,24 +1,32 @@
-"""Distillation losses: zero for a perfect student, gradients to the student only, switchable terms,
-and learning."""
+"""Distillation: each loss is zero for a student equal to its teacher, reaches the student parameters
+it should, carries weight at the plan's lambdas, pairs queries like the training matcher."""
 
 import dataclasses
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from mapdistill_core.checkpoint import load_model, save_model
 from mapdistill_core.config import ConfigError, load_config
-from mapdistill_core.data.batch import collate
+from mapdistill_core.data.batch import collate, element_targets
 from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.distill.distiller import Distiller
-from mapdistill_core.distill.losses import gather_matched, head_loss, hidden_loss, match_queries, relation_loss
+from mapdistill_core.distill.losses import head_loss, hidden_loss, pair_queries, relation_loss
+from mapdistill_core.map_elements import CLASS_IDS
+from mapdistill_core.models.bev_grid import BEVGrid
+from mapdistill_core.models.matcher import HungarianMatcher
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
-from mapdistill_core.training.trainer import Trainer
+from mapdistill_core.training.experiment import ExperimentPlan
+from mapdistill_core.training.trainer import Trainer, gradient_shares
 from tests.model_fixtures import STUDENT, TEACHER, experiment_yaml, samples
 
+ROOT = Path(__file__).resolve().parent.parent
 WIDE_TEACHER = dataclasses.replace(TEACHER, bev_channels=48)
+PLAN = load_config(ExperimentPlan, ROOT / "config/experiment_synthetic.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +37,11 @@ def teacher_file(tmp_path_factory):
     return path
 
 
+def distiller(teacher_file, **setting) -> Distiller:
+    teacher, _ = load_model(teacher_file)
+    return Distiller(DistillConfig(str(teacher_file), **setting), STUDENT, teacher)
+
+
 def outputs_of(model_config, seed):
     torch.manual_seed(seed)
     model = build_model(model_config)
@@ -36,33 +49,100 @@ def outputs_of(model_config, seed):
     return model, batch, model(batch)
 
 
+MATCHER = HungarianMatcher(STUDENT.loss.classification, STUDENT.loss.points)
+
+
 def test_each_loss_is_zero_for_a_student_equal_to_the_teacher_and_positive_otherwise():
     with torch.no_grad():
         _, _, a = outputs_of(STUDENT, 0)
         _, _, b = outputs_of(STUDENT, 1)
-    assert relation_loss(a["bev_views"], a["bev_views"], 4) == pytest.approx(0.0, abs=1e-6)
-    assert relation_loss(b["bev_views"], a["bev_views"], 4) > 1e-4
-    same = gather_matched(a, a, match_queries(a["logits"][-1], a["points"][-1], a["logits"][-1], a["points"][-1]))
+    assert relation_loss(a["bev_views"], a["bev_views"], 4) == pytest.approx(0.0, abs=1e-5)
+    assert relation_loss(b["bev_views"], a["bev_views"], 4) > 1e-3
+    same = pair_queries(MATCHER, a, a)
     kl, l1 = head_loss(same, 2.0)
-    assert kl == pytest.approx(0.0, abs=1e-6) and l1 == pytest.approx(0.0, abs=1e-7)
+    # the teacher's ped_crossing predictions are closed before pairing, so only their last point differs
+    points, confidence = a["points"][-1].flatten(0, 1), a["logits"][-1].flatten(0, 1).sigmoid().amax(-1)
+    closed = a["logits"][-1].flatten(0, 1).argmax(-1) == CLASS_IDS["ped_crossing"]
+    gap = (points[:, -1] - points[:, 0]).abs().sum(-1) / (2 * points.shape[1]) * closed
+    assert closed.any() and not closed.all()
+    assert kl == pytest.approx(0.0, abs=1e-6)
+    assert float(l1) == pytest.approx(float((gap * confidence).sum() / confidence.sum()), rel=1e-5)
     assert hidden_loss(same["s_hidden"], same["t_hidden"], same["confidence"]) == pytest.approx(0.0, abs=1e-9)
-    other = gather_matched(b, a, match_queries(b["logits"][-1], b["points"][-1], a["logits"][-1], a["points"][-1]))
+    other = pair_queries(MATCHER, b, a)
     kl, l1 = head_loss(other, 2.0)
     assert kl > 1e-4 and l1 > 1e-3
     assert hidden_loss(other["s_hidden"], other["t_hidden"], other["confidence"]) > 1e-3
 
 
+def test_relation_loss_is_the_kl_summed_over_rows_by_hand():
+    """Two 1-channel streams of 2 patches: a->b rows are softmax([a_i * b_j]); KL summed over the
+    rows, averaged over the two directions and the batch."""
+    a = torch.tensor([1.0, -1.0]).reshape(1, 1, 2, 1)
+    b = torch.tensor([2.0, 0.0]).reshape(1, 1, 2, 1)
+    zero = torch.zeros(1, 1, 2, 1)
+
+    # teacher (a, b): a->b rows softmax([2, 0]) and softmax([-2, 0]); b->a rows softmax([2, -2]), [.5, .5]
+    # student (0, 0): every row uniform
+    def kl_to_uniform(p):
+        p = np.asarray(p)
+        return float((p * np.log(p / 0.5)).sum())
+
+    s2 = np.exp(2) / (np.exp(2) + 1)
+    a_to_b = kl_to_uniform([s2, 1 - s2]) + kl_to_uniform([1 - s2, s2])
+    s4 = np.exp(4) / (np.exp(4) + 1)
+    b_to_a = kl_to_uniform([s4, 1 - s4]) + kl_to_uniform([0.5, 0.5])
+    assert float(relation_loss((zero, zero), (a, b), 1)) == pytest.approx((a_to_b + b_to_a) / 2, rel=1e-5)
+
+
+def test_pairing_follows_the_training_matcher_for_closed_shapes_given_a_shifted_copy():
+    """The teacher predicts two closed ped_crossing outlines and an open divider; the student predicts
+    the same shapes from other start points and in the other direction, in another query order.
+    The pairing must find the copies (the paired teacher points equal the student's exactly) and
+    agree with the training matcher run on ground truth built from the same shapes."""
+    grid = BEVGrid((40, 20))
+
+    def ring(cx, cy):
+        angles = np.linspace(0, 2 * np.pi, 20)
+        return np.c_[cx + 2 * np.cos(angles), cy + np.sin(angles)]
+
+    shapes = [(1, ring(5.0, 3.0)), (1, ring(-8.0, -4.0)), (0, np.c_[np.linspace(-20, 20, 20), np.full(20, 6.0)])]
+    shapes[0][1][-1] = shapes[0][1][0]
+    shapes[1][1][-1] = shapes[1][1][0]
+    teacher_pts = torch.stack([grid.normalize(torch.from_numpy(p)).float() for _, p in shapes])
+    student_pts = teacher_pts.clone()
+    student_pts[0] = torch.cat([teacher_pts[0, 7:-1], teacher_pts[0, :8]])  # another start point
+    student_pts[1] = torch.cat([teacher_pts[1, 12:-1], teacher_pts[1, :13]]).flip(0)  # and reversed
+    student_pts[2] = teacher_pts[2].flip(0)
+    order = [2, 0, 1]  # student query i copies teacher query order[i]
+    logits = torch.full((3, 3), -4.0)
+    for q, (cls, _) in enumerate(shapes):
+        logits[q, cls] = 4.0
+    teacher = {"logits": [logits[None]], "points": [teacher_pts[None]], "hidden": [torch.zeros(1, 3, 20, 4)]}
+    student = {
+        "logits": [logits[order][None]],
+        "points": [student_pts[order][None]],
+        "hidden": [torch.zeros(1, 3, 20, 4)],
+    }
+    pairs = pair_queries(MATCHER, student, teacher)
+    assert torch.equal(pairs["t_logits"], pairs["s_logits"])
+    assert torch.allclose(pairs["t_points"], pairs["s_points"], atol=1e-6)
+    targets = element_targets([(c, p) for c, p in shapes], grid, 20)
+    rows, cols, _ = MATCHER(student["logits"][0], student["points"][0], [targets])[0]
+    assert cols[rows.argsort()].tolist() == order
+
+
 def test_gradients_reach_the_student_and_the_adapters_never_the_teacher(teacher_file):
-    distiller = Distiller(DistillConfig(str(teacher_file)), STUDENT, torch.device("cpu"))
+    kd = distiller(teacher_file)
     student, batch, outputs = outputs_of(STUDENT, 0)
-    loss, parts = distiller(outputs, batch, student)
-    loss.backward()
+    terms, parts = kd(outputs, batch, student)
+    sum(terms.values()).backward()
+    assert set(terms) == {"map", "relation", "feature", "head"}
     assert {"relation", "feature_low", "feature_high", "head_cls", "head_points"} <= set(parts)
     assert all(p.grad is not None for p in student.image_encoder.parameters())
-    assert distiller.low_adapter.weight.grad.abs().sum() > 0 and distiller.high_adapter.weight.grad.abs().sum() > 0
-    assert all(p.grad is None and not p.requires_grad for p in distiller.teacher.parameters())
-    assert not distiller.teacher.training
-    assert [n for n, _ in distiller.named_parameters()] == [
+    assert kd.low_adapter.weight.grad.abs().sum() > 0 and kd.high_adapter.weight.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in kd.teacher.parameters())
+    assert not kd.teacher.training
+    assert [n for n, _ in kd.named_parameters()] == [
         "low_adapter.weight",
         "low_adapter.bias",
         "high_adapter.weight",
@@ -70,36 +150,71 @@ def test_gradients_reach_the_student_and_the_adapters_never_the_teacher(teacher_
     ]
 
 
-def test_a_zero_weight_removes_its_term(teacher_file):
+def grad_norms(loss, params) -> list[float]:
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return [0.0 if g is None else float(g.norm()) for g in grads]
+
+
+def test_each_term_reaches_the_parameters_it_should_and_only_those(teacher_file):
+    """relation: the two BEV views and what feeds them, never the decoder; feature and head: the
+    decoder too."""
+    kd = distiller(teacher_file)
     student, batch, outputs = outputs_of(STUDENT, 0)
-    none = Distiller(DistillConfig(str(teacher_file), relation=0, feature=0, head=0), STUDENT, torch.device("cpu"))
-    loss, parts = none(outputs, batch, student)
-    assert loss.item() == pytest.approx(parts["map_total"].item())
+    terms, _ = kd(outputs, batch, student)
+    decoder = [p for n, p in student.named_parameters() if n.startswith("decoder.")]
+    views = [p for n, p in student.named_parameters() if n.startswith("view.")]
+    assert decoder and views
+    assert max(grad_norms(terms["relation"], decoder)) == 0.0
+    assert max(grad_norms(terms["relation"], views)) > 0.0
+    for name in ("feature", "head"):
+        assert max(grad_norms(terms[name], decoder)) > 0.0, name
+
+
+def test_each_term_carries_weight_at_the_plans_lambdas(teacher_file):
+    """At the benchmark's lambdas every distillation term moves the student's gradient: its share of
+    the summed gradient norms is at least 1 % (a mis-scaled term sits far below)."""
+    setting = {k: v for k, v in PLAN.distill.items()}
+    kd = distiller(teacher_file, **setting)
+    student, batch, outputs = outputs_of(STUDENT, 0)
+    terms, _ = kd(outputs, batch, student)
+    shares = gradient_shares(terms, list(student.parameters()))
+    assert sum(shares.values()) == pytest.approx(1.0)
+    for name in ("relation", "feature", "head"):
+        assert shares[name] > 0.01, shares
+        without = sum(v for k, v in terms.items() if k != name)
+        full = torch.cat(
+            [g.flatten() for g in torch.autograd.grad(sum(terms.values()), student.parameters(), retain_graph=True)]
+        )
+        rest = torch.cat([g.flatten() for g in torch.autograd.grad(without, student.parameters(), retain_graph=True)])
+        assert float((full - rest).norm() / rest.norm()) > 0.01, name
+
+
+def test_a_zero_weight_removes_its_term_and_adds_nothing(teacher_file):
+    student, batch, outputs = outputs_of(STUDENT, 0)
+    terms, parts = distiller(teacher_file, relation=0, feature=0, head=0)(outputs, batch, student)
+    assert set(terms) == {"map"} and float(parts["total"]) == pytest.approx(float(parts["map_total"]))
     assert not {"relation", "feature_low", "head_cls"} & set(parts)
-    only_head = Distiller(DistillConfig(str(teacher_file), relation=0, feature=0), STUDENT, torch.device("cpu"))
-    _, parts = only_head(outputs, batch, student)
-    assert "head_cls" in parts and not {"relation", "feature_low"} & set(parts)
+    terms, parts = distiller(teacher_file, relation=0, feature=0)(outputs, batch, student)
+    assert set(terms) == {"map", "head"} and "head_cls" in parts and not {"relation", "feature_low"} & set(parts)
 
 
 def test_distillation_steps_lower_the_distillation_loss(teacher_file):
-    config = DistillConfig(str(teacher_file))
-    distiller = Distiller(config, STUDENT, torch.device("cpu"))
+    kd = distiller(teacher_file)
     student, batch, _ = outputs_of(STUDENT, 0)
-    optimizer = torch.optim.AdamW([*student.parameters(), *distiller.parameters()], lr=2e-3)
+    optimizer = torch.optim.AdamW([*student.parameters(), *kd.parameters()], lr=2e-3)
 
     def distillation_part():
-        parts = {}
-        return distiller.distillation(student(batch), batch, parts), parts
+        return sum(kd.distillation(student(batch), batch, {}).values())
 
     with torch.no_grad():
-        before, _ = distillation_part()
+        before = distillation_part()
     for _ in range(15):
-        loss, _ = distillation_part()
+        loss = distillation_part()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        after, _ = distillation_part()
+        after = distillation_part()
     assert after < 0.7 * before, (before, after)
 
 
@@ -107,57 +222,28 @@ def test_incompatible_teacher_is_a_clear_error(tmp_path, teacher_file):
     other = dataclasses.replace(WIDE_TEACHER, bev_size=(20, 10))
     save_model(tmp_path / "t.safetensors", build_model(other))
     with pytest.raises(ConfigError, match=r"student bev_size \[40, 20\] != teacher \[20, 10\]"):
-        Distiller(DistillConfig(str(tmp_path / "t.safetensors")), STUDENT, torch.device("cpu"))
+        Distiller.from_config(DistillConfig(str(tmp_path / "t.safetensors")), STUDENT, torch.device("cpu"))
     save_model(tmp_path / "s.safetensors", build_model(STUDENT))
     with pytest.raises(ConfigError, match="is a student, not a teacher"):
-        Distiller(DistillConfig(str(tmp_path / "s.safetensors")), STUDENT, torch.device("cpu"))
+        Distiller.from_config(DistillConfig(str(tmp_path / "s.safetensors")), STUDENT, torch.device("cpu"))
 
 
-def test_trainer_distils_and_resumes_with_the_adapters(tmp_path, teacher_file):
+def test_trainer_distils_logs_gradient_shares_and_resumes_with_the_adapters(tmp_path, teacher_file):
     path = experiment_yaml(tmp_path)
-    path.write_text(path.read_text() + f"distill: {{teacher: {teacher_file}, relation: 1.0}}\n")
+    path.write_text(path.read_text() + f"distill: {{teacher: {teacher_file}, relation: 0.1}}\n")
     config = load_config(ExperimentConfig, path)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, grad_share_every=2))
     Trainer(config, tmp_path / "kd", "cpu", max_steps=2, progress=False).run()
-    Trainer(config, tmp_path / "kd", "cpu", max_steps=3, progress=False).run(resume=True)
+    adapters = {k: v.clone() for k, v in Trainer(config, tmp_path / "kd", "cpu").loss_module.state_dict().items()}
+    resumed = Trainer(config, tmp_path / "kd", "cpu", max_steps=3, progress=False)
+    resumed.resume()
+    for key, value in resumed.loss_module.state_dict().items():
+        assert not torch.equal(value, adapters[key]), f"{key} was not restored from the state"
+    resumed.run(resume=True)
     records = [json.loads(line) for line in (tmp_path / "kd" / "log.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2, 3]
     assert {"relation", "feature_low", "feature_high", "head_cls", "head_points", "map_total"} <= set(steps[-1]["loss"])
-
-
-def test_experiment_trains_selects_on_val_and_reports_on_test(tmp_path):
-    student = experiment_yaml(tmp_path, epochs=1, val_every=1)
-    text = student.read_text()
-    (tmp_path / "teacher.yaml").write_text(
-        text.replace("kind: student", "kind: teacher\n  view_transform: lss\n  lidar: {channels: 16}")
-    )
-    (tmp_path / "plan.yaml").write_text(
-        f"teacher: {tmp_path / 'teacher.yaml'}\nstudent: {student}\nseeds: [0]\nablation_seeds: [0]\n"
-        f"out: {tmp_path / 'runs'}\nresults: {tmp_path / 'kd.json'}\ntable: {tmp_path / 'kd.md'}\n"
-        f"checkpoints: {tmp_path / 'ckpt'}\ndevice: cpu\n"
-    )
-    from mapdistill_core.cli import main
-
-    assert main(["experiment", "--config", str(tmp_path / "plan.yaml")]) == 0
-    document = json.loads((tmp_path / "kd.json").read_text())
-    kinds = [r["kind"] for r in document["runs"].values()]
-    assert kinds == [
-        "teacher",
-        "student",
-        "distilled",
-        "relation",
-        "feature",
-        "head",
-        "relation+feature",
-        "relation+head",
-        "feature+head",
-    ]
-    assert document["meta"]["split"] == "test" and document["meta"]["git_revision"]
-    for run in document["runs"].values():
-        assert set(run["test"]) == {"mAP", "AP", "counts"} and run["latency_ms"] > 0
-    assert "gap_recovered" in document["summary"]
-    table = (tmp_path / "kd.md").read_text()
-    assert table.count("\n|") >= 10 and "divider @0.5" in table
-    assert (tmp_path / "ckpt" / "synthetic_student.safetensors").exists()
-    model, _ = load_model(tmp_path / "ckpt" / "synthetic_teacher.safetensors")
-    assert model.config.kind == "teacher"
+    shares = [r for r in records if "grad_share" in r]
+    assert [r["step"] for r in shares] == [1, 3]
+    assert set(shares[0]["grad_share"]) == {"map", "relation", "feature", "head"}

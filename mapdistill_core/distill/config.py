@@ -11,7 +11,8 @@ class DistillConfig:
 
     Attributes:
         teacher: weights (.safetensors) of a trained teacher; frozen during distillation.
-        relation: lambda_1, cross-modal relation distillation (0 turns it off).
+        relation: lambda_1, cross-modal relation distillation (0 turns it off); its KL is summed
+            over the rows of the relation maps, so it grows with the number of patches.
         feature: lambda_2, dual-level feature distillation: fused BEV (low) + decoder hidden
             states (high), MSE through 1x1 adapters where channels differ.
         head: lambda_3, map-head distillation: class KL at ``temperature`` + ``head_points`` x
@@ -20,7 +21,7 @@ class DistillConfig:
     """
 
     teacher: str
-    relation: float = 1.0
+    relation: float = 0.1
     feature: float = 1.0
     head: float = 1.0
     relation_patch: int = 4

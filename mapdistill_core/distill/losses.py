@@ -1,16 +1,23 @@
-"""The three distillation losses of MapDistill, as plain functions of teacher and student tensors.
+"""The three distillation losses of MapDistill, and the pairing of student with teacher queries.
 
 Tensors: BEV maps [B, C, X, Y]; decoder hidden states [B, Q, Np, C]; class logits [B, Q, K];
-points [B, Q, Np, 2] normalized. Teacher tensors are expected detached.
+points [B, Q, Np, 2] normalized to the BEV region. Teacher tensors are expected detached.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch.nn import functional as F
+
+from mapdistill_core.map_elements import CLASS_IDS
+from mapdistill_core.models.matcher import HungarianMatcher
+from mapdistill_core.polyline import polyline_permutations
+
+CLOSED_CLASSES = frozenset({CLASS_IDS["ped_crossing"]})
+"""Classes whose elements are closed outlines (their last point repeats the first)."""
 
 
 def relation_maps(a: torch.Tensor, b: torch.Tensor, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -19,43 +26,78 @@ def relation_maps(a: torch.Tensor, b: torch.Tensor, patch: int) -> tuple[torch.T
     Patches are ``patch`` x ``patch`` cell averages; with tokens A, B [B, T, C]:
     a->b = log softmax(A B^T / sqrt(C)), b->a = log softmax(B A^T / sqrt(C)), each [B, T, T].
     """
-    ta = F.avg_pool2d(a, patch).flatten(2).transpose(1, 2)
-    tb = F.avg_pool2d(b, patch).flatten(2).transpose(1, 2)
+    ta = F.avg_pool2d(a.float(), patch).flatten(2).transpose(1, 2)
+    tb = F.avg_pool2d(b.float(), patch).flatten(2).transpose(1, 2)
     scores = ta @ tb.transpose(1, 2) / math.sqrt(ta.shape[-1])
     return scores.log_softmax(-1), scores.transpose(1, 2).log_softmax(-1)
 
 
 def relation_loss(student_views, teacher_views, patch: int) -> torch.Tensor:
-    """KL(teacher || student) of the camera<->LiDAR relation maps (teacher) and the LSS<->attention
-    relation maps (student), both directions, averaged over rows."""
+    """KL(teacher || student) between the camera<->LiDAR relation maps of the teacher and the
+    LSS<->attention relation maps of the student, both directions.
+
+    Each of the T rows of a map is one patch's attention distribution over the T patches of the
+    other stream; the loss sums the KL over the rows (the KL of the whole map) and averages over
+    the batch and the two directions. Averaging over rows instead would shrink the term by T (200
+    patches on the synthetic grid) and leave it two to three orders of magnitude below the others.
+    """
     total = 0.0
     for s, t in zip(relation_maps(*student_views, patch), relation_maps(*teacher_views, patch), strict=True):
-        total = total + F.kl_div(s, t, log_target=True, reduction="batchmean") / s.shape[1]
-    return total
+        total = total + F.kl_div(s, t, log_target=True, reduction="batchmean")
+    return total / 2
 
 
-def match_queries(student_logits, student_points, teacher_logits, teacher_points) -> list[tuple]:
-    """Pair every student query with a teacher query (Hungarian, per sample).
+def prediction_targets(logits: torch.Tensor, points: torch.Tensor) -> list[dict]:
+    """A model's predictions in the form of matching targets (``HungarianMatcher``'s ``targets``).
 
-    Cost = L1 between class probabilities + mean point L1 (the closer of the teacher polyline and
-    its reverse). Query indices of two independently trained DETR-style decoders mean nothing, so
-    queries are paired by what they predict.
+    Every query is an element of its most likely class; an element of a closed class is closed
+    (its last point set to its first) and, like closed ground truth, gets every cyclic shift in
+    both directions as an equivalent ordering; open elements get both directions.
 
-    Returns per sample (student indices [M], teacher indices [M], reversed [M] bool).
+    Args:
+        logits: [B, Q, K]; points: [B, Q, Np, 2] normalized.
+
+    Returns:
+        per sample "labels" [Q], "permutations" [Q, 2 (Np - 1), Np, 2], "permutation_mask" [Q, 2 (Np - 1)].
     """
-    out = []
-    with torch.no_grad():
-        ps, pt = student_logits.float().sigmoid(), teacher_logits.float().sigmoid()
-        for b in range(len(ps)):
-            cls = torch.cdist(ps[b], pt[b], p=1)
-            forward = (student_points[b, :, None] - teacher_points[b, None]).abs().mean((-1, -2))
-            backward = (student_points[b, :, None] - teacher_points[b, None].flip(-2)).abs().mean((-1, -2))
-            cost = cls + 5.0 * torch.minimum(forward, backward)
-            rows, cols = linear_sum_assignment(cost.cpu().numpy())
-            rows = torch.as_tensor(rows, device=ps.device)
-            cols = torch.as_tensor(cols, device=ps.device)
-            out.append((rows, cols, (backward < forward)[rows, cols]))
-    return out
+    labels = logits.argmax(-1)
+    array = points.detach().float().cpu().numpy()
+    batch, queries, num_points, _ = array.shape
+    perms = np.zeros((batch, queries, 2 * (num_points - 1), num_points, 2), dtype=np.float32)
+    mask = np.zeros(perms.shape[:3], dtype=bool)
+    for b, q in np.ndindex(batch, queries):
+        element = array[b, q].copy()
+        if int(labels[b, q]) in CLOSED_CLASSES:
+            element[-1] = element[0]
+        p = polyline_permutations(element)
+        perms[b, q, : len(p)] = p
+        mask[b, q, : len(p)] = True
+    perms_t, mask_t = torch.from_numpy(perms).to(points.device), torch.from_numpy(mask).to(points.device)
+    return [{"labels": labels[b], "permutations": perms_t[b], "permutation_mask": mask_t[b]} for b in range(batch)]
+
+
+def pair_queries(matcher: HungarianMatcher, student: dict, teacher: dict) -> dict:
+    """Pair every student query with a teacher query by the training matcher, the teacher's last-layer
+    predictions standing in for the ground truth (see ``prediction_targets``).
+
+    Query indices of two independently trained DETR-style decoders mean nothing, so queries are
+    paired by what they predict. Returns the pairs across the batch, each [M, ...]: ``s_logits``,
+    ``t_logits``, ``s_points``, ``t_points`` (the teacher's element in the ordering closest to the
+    student's), ``s_hidden``, ``t_hidden`` and ``confidence`` (the teacher's top class probability).
+    """
+    targets = prediction_targets(teacher["logits"][-1], teacher["points"][-1])
+    matches = matcher(student["logits"][-1], student["points"][-1], targets)
+    out = {k: [] for k in ("s_logits", "t_logits", "s_points", "t_points", "s_hidden", "t_hidden")}
+    for b, (rows, cols, perms) in enumerate(matches):
+        out["s_logits"].append(student["logits"][-1][b, rows])
+        out["t_logits"].append(teacher["logits"][-1][b, cols])
+        out["s_points"].append(student["points"][-1][b, rows])
+        out["t_points"].append(targets[b]["permutations"][cols, perms])
+        out["s_hidden"].append(student["hidden"][-1][b, rows])
+        out["t_hidden"].append(teacher["hidden"][-1][b, cols])
+    pairs = {k: torch.cat(v) for k, v in out.items()}
+    pairs["confidence"] = pairs["t_logits"].float().sigmoid().amax(-1)
+    return pairs
 
 
 def bernoulli_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -67,26 +109,8 @@ def bernoulli_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tem
     return (pt * (log_pt - log_ps) + (1 - pt) * (log_qt - log_qs)) * t * t
 
 
-def gather_matched(student: dict, teacher: dict, matches: list[tuple]) -> dict:
-    """Matched pairs across the batch: logits, points (teacher reversed where that fits better),
-    hidden states and teacher confidence, each [M, ...]."""
-    out = {k: [] for k in ("s_logits", "t_logits", "s_points", "t_points", "s_hidden", "t_hidden")}
-    for b, (rows, cols, flip) in enumerate(matches):
-        t_points = teacher["points"][-1][b, cols]
-        t_points = torch.where(flip[:, None, None], t_points.flip(-2), t_points)
-        out["s_logits"].append(student["logits"][-1][b, rows])
-        out["t_logits"].append(teacher["logits"][-1][b, cols])
-        out["s_points"].append(student["points"][-1][b, rows])
-        out["t_points"].append(t_points)
-        out["s_hidden"].append(student["hidden"][-1][b, rows])
-        out["t_hidden"].append(teacher["hidden"][-1][b, cols])
-    pairs = {k: torch.cat(v) for k, v in out.items()}
-    pairs["confidence"] = pairs["t_logits"].float().sigmoid().amax(-1)
-    return pairs
-
-
 def head_loss(pairs: dict, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(class KL, point L1) between matched student and teacher predictions, each weighted by the
+    """(class KL, point L1) between paired student and teacher predictions, each weighted by the
     teacher's confidence so that its background queries teach little."""
     w = pairs["confidence"]
     norm = w.sum().clamp(min=1e-6)
@@ -96,6 +120,6 @@ def head_loss(pairs: dict, temperature: float) -> tuple[torch.Tensor, torch.Tens
 
 
 def hidden_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
-    """Confidence-weighted MSE between matched (adapted) student and teacher hidden states [M, Np, C]."""
+    """Confidence-weighted MSE between paired (adapted) student and teacher hidden states [M, Np, C]."""
     per_query = (student_hidden.float() - teacher_hidden.float()).pow(2).mean((-1, -2))
     return (per_query * confidence).sum() / confidence.sum().clamp(min=1e-6)

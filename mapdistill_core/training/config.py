@@ -52,6 +52,8 @@ class TrainConfig:
         val_every: validate (mAP on the val split) every this many epochs; 0 never.
         val_samples: validate on at most this many val samples (0: all).
         checkpoint_every: save the training state every this many steps (and every epoch).
+        grad_share_every: with more than one loss term (distillation), log each term's share of
+            the gradient norm every this many steps, from the first (0: never).
         amp: mixed precision on CUDA (bfloat16 where supported).
         seed: seeds weights and data order.
     """
@@ -67,6 +69,7 @@ class TrainConfig:
     val_every: int = 1
     val_samples: int = 0
     checkpoint_every: int = 200
+    grad_share_every: int = 100
     amp: bool = True
     seed: int = 0
 

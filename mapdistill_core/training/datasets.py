@@ -50,3 +50,14 @@ def build_dataset(data: DataConfig, split: str) -> Dataset:
             return SyntheticDataset(None, split, scenes, root=folder)
     generate_split(world, split, folder, scenes)
     return SyntheticDataset(None, split, scenes, root=folder)
+
+
+def first_sample(data: DataConfig, split: str):
+    """The first sample of a split, without generating the split: read from ``data.root`` when it is
+    there, else rendered (synthetic) or loaded (nuScenes)."""
+    if data.dataset == "nuscenes":
+        return build_dataset(data, split)[0]
+    folder = Path(data.root) / split
+    if (folder / INDEX_FILE).exists():
+        return SyntheticDataset(None, split, root=folder)[0]
+    return SyntheticDataset(load_config(SyntheticConfig, data.world), split, 1)[0]

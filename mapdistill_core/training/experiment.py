@@ -1,37 +1,51 @@
-"""The synthetic knowledge-distillation benchmark: teacher, student, distilled student and ablations.
+"""The knowledge-distillation benchmark: a plan of training runs, run resumably, side by side.
 
-Every run trains on the train split and keeps the checkpoint with the best val mAP; each kept
-checkpoint is evaluated once on the test split. Runs already finished in the output folder are
-reused, so an interrupted experiment continues where it stopped.
+A plan (config/experiment_synthetic.yaml) names the teacher (a config to train, or existing
+weights), the student config, the distillation setting, the seeds, a small grid of distillation
+settings tried on val only, and the ablations (each loss alone). Each run trains on the train
+split and keeps the checkpoint with the best val mAP; runs other than the grid are evaluated once
+on test.
+
+Every finished run leaves a small record, ``<records>/<name>.json`` (config, val curve, gradient
+shares, test metrics, provenance), meant to be committed: a plan started again, on this machine or
+on a fresh clone, skips every run whose record matches its config and teacher, resumes an
+interrupted run from its training state (``<out>/<name>/state.safetensors``), and trains the rest.
+Runs go to worker processes (``parallel`` of them side by side), each holding a lock on its run
+folder; the parent shows one bar for the whole plan (with its ETA) and one per active run.
+
+The best teacher on val is shipped to ``<checkpoints>/synthetic_teacher.safetensors`` when it
+finishes (the distilled runs read it from there, checked against its record's SHA-256), and the
+best distilled student on val to ``<checkpoints>/synthetic_student.safetensors``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import fcntl
+import hashlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import yaml
+from tqdm import tqdm
 
-from mapdistill_core.checkpoint import load_model, read_extra
-from mapdistill_core.config import config_from_dict, config_to_dict, load_config
-from mapdistill_core.data.batch import collate, to_device
+from mapdistill_core.atomic import atomic_output
+from mapdistill_core.checkpoint import read_extra, read_model_config
+from mapdistill_core.config import ConfigError, config_from_dict, config_to_dict, load_config
 from mapdistill_core.distill.config import DistillConfig
-from mapdistill_core.inference import resolve_device
-from mapdistill_core.map_elements import CLASS_NAMES
-from mapdistill_core.metrics import THRESHOLDS
-from mapdistill_core.profiling import forward_latency_ms
 from mapdistill_core.results import provenance, write_json
 from mapdistill_core.training.config import ExperimentConfig
-from mapdistill_core.training.datasets import build_dataset
-from mapdistill_core.training.evaluation import evaluate_model
-from mapdistill_core.training.trainer import Trainer
 
 TERMS = ("relation", "feature", "head")
+TEACHER_FILE, STUDENT_FILE = "synthetic_teacher.safetensors", "synthetic_student.safetensors"
 
 
 @dataclass(frozen=True)
@@ -39,29 +53,89 @@ class ExperimentPlan:
     """config/experiment_synthetic.yaml.
 
     Attributes:
-        teacher, student: experiment configs of the two models (data and training included).
-        distill: lambda_1..3 and the distillation settings, the keys of DistillConfig but
-            ``teacher`` (the teacher is the best of the teacher runs on val).
-        teacher_seeds: seeds of the teacher runs; the teacher is trained once and frozen, like the
-            paper's single MapTR fusion teacher.
-        seeds: seeds of the student and distilled-student runs.
-        ablation_seeds: seeds of the ablations (each loss alone, each pair); empty skips them.
-        out: runs folder; results, table: where the JSON and the markdown table go;
-        checkpoints: where the teacher and the distilled student used by the demo are copied.
-        device: training device.
+        teacher: experiment config of the teacher, trained once per ``teacher_seeds`` (the best on
+            val is the teacher of every distilled run).
+        teacher_weights: an existing teacher checkpoint instead: no teacher is trained.
+        student: experiment config of the student (data and training included); the distilled
+            runs use it with a ``distill`` section, so both get the same schedule.
+        distill: lambda_1..3 (relation, feature, head) and the other DistillConfig keys but
+            ``teacher``: the setting of the distilled runs and the base of the grid and ablations.
+        grid: distillation settings (keys of ``distill``) tried on val only, seed ``grid_seed``,
+            for ``grid_epochs`` epochs (0: the student's); the report says which is best on val.
+        seeds: seeds of the student and distilled runs.
+        ablation_seeds: seeds of the ablations, each loss alone (empty: none).
+        out: runs folder (weights and training state; not committed).
+        records: folder of the per-run records (committed); results, table: the report (with a
+            PNG of the val curves beside the table).
+        checkpoints: where the best teacher and distilled student are shipped.
+        readme: a file whose benchmark markers receive the main table ("" for none).
+        device: training device; parallel: training processes side by side.
     """
 
     teacher: str = "config/synthetic_teacher.yaml"
+    teacher_weights: str = ""
+    teacher_seeds: tuple[int, ...] = (0,)
     student: str = "config/synthetic_student.yaml"
     distill: dict[str, Any] = field(default_factory=lambda: {"relation": 1.0, "feature": 1.0, "head": 1.0})
-    teacher_seeds: tuple[int, ...] = (0,)
-    seeds: tuple[int, ...] = (0, 1)
-    ablation_seeds: tuple[int, ...] = (0,)
+    grid: tuple[dict[str, Any], ...] = ()
+    grid_seed: int = 0
+    grid_epochs: int = 0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    ablation_seeds: tuple[int, ...] = (0, 1)
     out: str = "runs/experiment_synthetic"
+    records: str = "results/synthetic_kd"
     results: str = "results/synthetic_kd.json"
     table: str = "results/synthetic_kd.md"
     checkpoints: str = "checkpoints"
+    readme: str = "README.md"
     device: str = "auto"
+    parallel: int = 1
+
+    def __post_init__(self) -> None:
+        if self.parallel < 1:
+            raise ValueError(f"parallel must be >= 1, got {self.parallel}")
+        if self.grid_epochs < 0:
+            raise ValueError(f"grid_epochs must be >= 0, got {self.grid_epochs}")
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+        allowed = {f.name for f in dataclasses.fields(DistillConfig)} - {"teacher"}
+        for setting in (self.distill, *self.grid):
+            if not isinstance(setting, dict) or set(setting) - allowed:
+                raise ValueError(f"distill and grid entries take the keys {sorted(allowed)}, got {setting}")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a plan.
+
+    Attributes:
+        name: folder and record name, e.g. "distilled-s1", "relation-s0", "grid2-s0".
+        kind: "teacher", "student", "distilled", a loss alone ("relation", ...) or "grid".
+        config: what the run trains (a distilled run's teacher is in ``config.distill``).
+        test: evaluate on test once trained (grid runs are val only).
+        setting: the distillation setting (lambdas, temperature, ...) of a distilled run.
+        train: False for a plan's existing teacher weights, which are only evaluated.
+    """
+
+    name: str
+    kind: str
+    seed: int
+    config: ExperimentConfig
+    test: bool = True
+    setting: dict | None = None
+    train: bool = True
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.config.distill is not None
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def with_seed(config: ExperimentConfig, seed: int) -> ExperimentConfig:
@@ -69,150 +143,441 @@ def with_seed(config: ExperimentConfig, seed: int) -> ExperimentConfig:
 
 
 class Experiment:
+    """A plan's runs, their records, and the order they can run in (see the module docstring)."""
+
     def __init__(self, plan: ExperimentPlan, plan_path: str):
         self.plan, self.plan_path = plan, plan_path
-        self.out = Path(plan.out)
-        self.device = resolve_device(plan.device)
-        self.teacher_config = load_config(ExperimentConfig, plan.teacher)
+        self.out, self.records = Path(plan.out), Path(plan.records)
         self.student_config = load_config(ExperimentConfig, plan.student)
-        self.runs: dict[str, dict] = {}
-        self.train_missing = True
+        self.teacher_config = None if plan.teacher_weights else load_config(ExperimentConfig, plan.teacher)
+        self.teacher_path = Path(plan.teacher_weights or Path(plan.checkpoints) / TEACHER_FILE)
+        self.specs = self.build_specs()
 
-    def train(self, name: str, config: ExperimentConfig, kind: str, seed: int, terms: dict | None = None) -> None:
-        """Train run ``name`` unless it has finished (or, with ``self.train_missing`` off, skip it)."""
-        folder = self.out / name
-        if not (folder / "last.safetensors").exists():
-            if not self.train_missing:
-                print(f"{name}: not finished, left out of the report")
-                return
-            resume = (folder / "state.safetensors").exists()
-            Trainer(config, folder, self.plan.device).run(resume=resume)
-        self.runs[name] = {"kind": kind, "seed": seed, "distill": terms, "folder": str(folder)}
+    # ---- the plan's runs
+    @property
+    def full_setting(self) -> dict:
+        """The distilled runs' setting: the plan's ``distill``, every lambda present."""
+        return {k: 1.0 for k in TERMS} | dict(self.plan.distill)
 
-    def best_teacher(self) -> Path:
-        scores = {n: self.val_map(n) for n, r in self.runs.items() if r["kind"] == "teacher"}
-        if not scores:
-            raise ValueError(f"no finished teacher run in {self.out}: run the experiment without --report-only")
-        return self.out / max(scores, key=scores.get) / "best.safetensors"
+    def distilled(self, setting: dict, seed: int, epochs: int = 0) -> ExperimentConfig:
+        distill = config_from_dict(
+            DistillConfig, {"teacher": str(self.teacher_path), **setting}, f"{self.plan_path}: distill"
+        )
+        config = dataclasses.replace(with_seed(self.student_config, seed), distill=distill)
+        if epochs:
+            config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=epochs))
+        return config
 
-    def val_map(self, name: str) -> float:
-        return float(read_extra(self.out / name / "best.safetensors")["val_mAP"])
-
-    def distilled(self, terms: dict[str, float], seed: int, teacher: Path) -> ExperimentConfig:
-        settings = {k: v for k, v in self.plan.distill.items() if k not in TERMS}
-        distill = config_from_dict(DistillConfig, {"teacher": str(teacher), **settings, **terms}, self.plan_path)
-        return dataclasses.replace(with_seed(self.student_config, seed), distill=distill)
-
-    def run(self, ablations: bool = True, train: bool = True) -> dict:
-        """Train what is missing, then evaluate every run on test and write the report.
-
-        Args:
-            ablations: also run the ablations (each loss alone, each pair).
-            train: train missing runs; off, the report covers the finished runs only.
-        """
+    def build_specs(self) -> list[RunSpec]:
         plan = self.plan
-        self.train_missing = train
-        for seed in plan.teacher_seeds:
-            self.train(f"teacher-s{seed}", with_seed(self.teacher_config, seed), "teacher", seed)
-        teacher = self.best_teacher()
-        full = {k: plan.distill.get(k, 1.0) for k in TERMS}
+        specs = []
+        if self.teacher_config is not None:
+            specs += [
+                RunSpec(f"teacher-s{s}", "teacher", s, with_seed(self.teacher_config, s)) for s in plan.teacher_seeds
+            ]
+        else:
+            model = read_model_config(self.teacher_path)
+            specs.append(
+                RunSpec("teacher", "teacher", -1, dataclasses.replace(self.student_config, model=model), train=False)
+            )
+        full = self.full_setting
         for seed in plan.seeds:
-            self.train(f"student-s{seed}", with_seed(self.student_config, seed), "student", seed)
-            self.train(f"distilled-s{seed}", self.distilled(full, seed, teacher), "distilled", seed, full)
-        for seed in plan.ablation_seeds if ablations else ():
-            for size in (1, 2):
-                for combo in itertools.combinations(TERMS, size):
-                    terms = {k: (full[k] if k in combo else 0.0) for k in TERMS}
-                    name = f"ablation-{'+'.join(combo)}-s{seed}"
-                    self.train(name, self.distilled(terms, seed, teacher), "+".join(combo), seed, terms)
-        return self.report(teacher)
+            specs.append(RunSpec(f"student-s{seed}", "student", seed, with_seed(self.student_config, seed)))
+            specs.append(RunSpec(f"distilled-s{seed}", "distilled", seed, self.distilled(full, seed), setting=full))
+        for i, overrides in enumerate(plan.grid):
+            setting = full | overrides
+            config = self.distilled(setting, plan.grid_seed, plan.grid_epochs)
+            specs.append(RunSpec(f"grid{i}-s{plan.grid_seed}", "grid", plan.grid_seed, config, False, setting))
+        for seed in plan.ablation_seeds:
+            for term in TERMS:
+                setting = full | {k: (full[k] if k == term else 0.0) for k in TERMS}
+                specs.append(RunSpec(f"{term}-s{seed}", term, seed, self.distilled(setting, seed), setting=setting))
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{self.plan_path}: two runs share a name in {names}")
+        return specs
 
-    def test_metrics(self, name: str, model, test) -> dict:
-        """A run's test metrics, computed once and kept in its folder (test.json); latencies, by
-        contrast, are measured again in every report so that all runs are timed side by side."""
-        path = self.out / name / "test.json"
-        if path.exists() and path.stat().st_mtime >= (self.out / name / "best.safetensors").stat().st_mtime:
-            return json.loads(path.read_text())
-        metrics = evaluate_model(model, test, self.device).to_dict()
-        write_json(path, metrics)
-        return metrics
+    def spec(self, name: str) -> RunSpec:
+        for spec in self.specs:
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"{self.plan_path}: the plan has no run '{name}'")
 
-    def report(self, teacher: Path) -> dict:
-        test = build_dataset(self.student_config.data, "test")
-        sample = test[0]
-        for name, run in self.runs.items():
-            model, _ = load_model(self.out / name / "best.safetensors", self.device)
-            batch = to_device(collate([sample], model.config.image_size, model.grid, 20, False), self.device)
-            run["val_mAP"] = self.val_map(name)
-            run["test"] = self.test_metrics(name, model, test)
-            run["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
-            run["latency_ms"] = forward_latency_ms(model, batch, self.device, warmup=2, iters=5)
-        summary = summarize(self.runs)
-        document = {
-            "meta": provenance(
-                plan=self.plan_path,
-                plan_config=config_to_dict(self.plan),
-                split="test",
-                selection="best val mAP per run",
-                teacher=str(teacher),
-            ),
-            "summary": summary,
-            "runs": self.runs,
-        }
-        write_json(self.plan.results, document)
-        Path(self.plan.table).write_text(markdown_table(self.runs, summary))
-        self.ship(teacher)
-        return document
+    # ---- records
+    def record_path(self, name: str) -> Path:
+        return self.records / f"{name}.json"
 
-    def ship(self, teacher: Path) -> None:
-        folder = Path(self.plan.checkpoints)
+    def record(self, spec: RunSpec) -> dict | None:
+        """The run's record if it was made with the run's config (and teacher), else None."""
+        path = self.record_path(spec.name)
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ConfigError(f"{path}: not a readable run record ({error})") from error
+        if not same_config(record.get("config"), spec.config, path):
+            return None
+        if spec.needs_teacher and record.get("teacher_sha256") != self.teacher_sha256():
+            return None
+        if not spec.train and record.get("weights_sha256") != self.teacher_sha256():
+            return None
+        return record
+
+    def teacher_sha256(self) -> str | None:
+        """SHA-256 of the teacher weights the distilled runs use, None while there is none."""
+        if not hasattr(self, "_teacher_sha") and self.teacher_path.exists():
+            self._teacher_sha = sha256(self.teacher_path)
+        return getattr(self, "_teacher_sha", None)
+
+    def teacher_ready(self) -> bool:
+        """Whether every teacher run has finished and the best one is the shipped teacher."""
+        if self.teacher_config is None:
+            return True  # read_model_config checked the file when the plan was built
+        records = [self.record(s) for s in self.specs if s.kind == "teacher"]
+        if any(r is None for r in records):
+            return False
+        best = max(records, key=lambda r: r["val_mAP"])
+        if self.teacher_sha256() != best["weights_sha256"]:
+            raise ConfigError(
+                f"{self.teacher_path}: not the weights of {best['name']} (SHA-256 differs from its record "
+                f"{self.record_path(best['name'])}); restore it or delete the teacher records to retrain"
+            )
+        return True
+
+    # ---- one run (in a worker process)
+    def execute(self, spec: RunSpec) -> dict:
+        """Train ``spec`` (resuming from its training state if there is one), evaluate its best
+        checkpoint on test once, and write its record. A plan's existing teacher is only evaluated
+        (val and test)."""
+        from mapdistill_core.checkpoint import load_model
+        from mapdistill_core.inference import resolve_device
+        from mapdistill_core.training.datasets import build_dataset
+        from mapdistill_core.training.evaluation import evaluate_model
+        from mapdistill_core.training.trainer import Trainer
+
+        folder = self.out / spec.name
         folder.mkdir(parents=True, exist_ok=True)
-        distilled = [n for n, r in self.runs.items() if r["kind"] == "distilled"]
-        best = max(distilled, key=lambda n: self.runs[n]["val_mAP"])
-        shutil.copyfile(teacher, folder / "synthetic_teacher.safetensors")
-        shutil.copyfile(self.out / best / "best.safetensors", folder / "synthetic_student.safetensors")
+        device = resolve_device(self.plan.device)
+        with open(folder / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(f"{folder}: another process is training {spec.name}") from None
+            if spec.needs_teacher and not self.teacher_ready():
+                raise ConfigError(f"{spec.name}: the teacher runs have not finished")
+            start = time.perf_counter()
+            if spec.train:
+                self.clear_if_stale(spec, folder)
+                if not (folder / "last.safetensors").exists():
+                    Trainer(spec.config, folder, self.plan.device).run(resume=(folder / "state.safetensors").exists())
+                best = folder / "best.safetensors"
+                if not best.exists():
+                    raise ConfigError(f"{spec.name}: training ended without a validated checkpoint ({best})")
+                extra = read_extra(best)
+                val_map, best_epoch = float(extra["val_mAP"]), int(extra["epoch"])
+            else:
+                best = self.teacher_path
+                model, _ = load_model(best, device)
+                val = build_dataset(spec.config.data, "val")
+                val_map = evaluate_model(model, val, device, spec.config.train.val_samples).mean_ap
+                best_epoch = -1
+            test = None
+            if spec.test:
+                model, _ = load_model(best, device)
+                test = evaluate_model(model, build_dataset(spec.config.data, "test"), device).to_dict()
+            record = {
+                "name": spec.name,
+                "kind": spec.kind,
+                "seed": spec.seed,
+                "setting": spec.setting,
+                "config": config_to_dict(spec.config),
+                "teacher_sha256": self.teacher_sha256() if spec.needs_teacher else None,
+                **log_summary(folder / "log.jsonl"),
+                "val_mAP": val_map,
+                "best_epoch": best_epoch,
+                "test": test,
+                "weights_sha256": sha256(best),
+                "meta": provenance(seconds=round(time.perf_counter() - start, 1), machine=machine()),
+            }
+            write_json(self.record_path(spec.name), record)
+            return record
+
+    @staticmethod
+    def clear_if_stale(spec: RunSpec, folder: Path) -> None:
+        """Empty a run folder that was trained with another config than the plan's now."""
+        config_file = folder / "config.yaml"
+        if config_file.exists() and not same_config(
+            yaml.safe_load(config_file.read_text(encoding="utf-8")), spec.config, config_file
+        ):
+            print(f"{folder}: trained with another config than the plan's; training {spec.name} again")
+            for item in folder.iterdir():
+                if item.name not in (".lock", "worker.log"):
+                    item.unlink()
+
+    # ---- the plan (in the parent)
+    def prepare_data(self) -> None:
+        """Generate missing data once, before workers start (they would race to write it)."""
+        from mapdistill_core.training.datasets import build_dataset
+
+        configs = [self.student_config] + ([self.teacher_config] if self.teacher_config else [])
+        for data in {json.dumps(config_to_dict(c.data), sort_keys=True): c.data for c in configs}.values():
+            for split in ("train", "val", "test"):
+                build_dataset(data, split)
+
+    def run(self, parallel: int | None = None) -> None:
+        """Train every run that has no valid record, ``parallel`` at a time (default: the plan's)."""
+        parallel = parallel or self.plan.parallel
+        pending = [s for s in self.specs if self.record(s) is None]
+        done = len(self.specs) - len(pending)
+        print(f"plan {self.plan_path}: {len(self.specs)} runs, {done} done, {len(pending)} to train", flush=True)
+        if not pending:
+            return
+        self.prepare_data()
+        Scheduler(self, pending, parallel).run()
+
+    def report(self) -> dict:
+        """Write the report from the records of the finished runs (see kd_report)."""
+        from mapdistill_core.training.kd_report import write_report
+
+        records = {s.name: r for s in self.specs if (r := self.record(s)) is not None}
+        if not records:
+            raise ConfigError(
+                f"{self.records}: no finished run of {self.plan_path} yet; run "
+                f"`mapdistill experiment --config {self.plan_path}` first"
+            )
+        pending = [s.name for s in self.specs if s.name not in records]
+        return write_report(self.plan, self.plan_path, records, pending, self.full_setting, self.architecture())
+
+    def architecture(self) -> dict[str, dict]:
+        """Parameters and forward latency (random weights, one rendered test sample, batch 1) of the
+        teacher and student architectures, timed side by side on this machine."""
+        import torch
+
+        from mapdistill_core.data.batch import collate, to_device
+        from mapdistill_core.inference import resolve_device
+        from mapdistill_core.models.model import build_model
+        from mapdistill_core.profiling import forward_latency_ms
+        from mapdistill_core.training.datasets import first_sample
+
+        device = resolve_device(self.plan.device)
+        teacher = self.spec(next(s.name for s in self.specs if s.kind == "teacher")).config
+        sample = first_sample(self.student_config.data, "test")
+        out = {}
+        for name, config in (("teacher", teacher.model), ("student", self.student_config.model)):
+            torch.manual_seed(0)
+            model = build_model(config).to(device).eval()
+            batch = collate([sample], config.image_size, model.grid, config.decoder.num_points, False)
+            out[name] = {
+                "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+                "latency_ms": forward_latency_ms(model, to_device(batch, device), device, warmup=2, iters=5),
+            }
+        return out
+
+    def ship(self, spec: RunSpec) -> None:
+        """After ``spec`` finished: copy its weights to the checkpoints folder if it is the best of
+        its kind on val (teachers and full distilled students only)."""
+        target = {"teacher": TEACHER_FILE, "distilled": STUDENT_FILE}.get(spec.kind)
+        if target is None or (spec.kind == "teacher" and self.teacher_config is None):
+            return
+        records = [r for s in self.specs if s.kind == spec.kind and (r := self.record(s)) is not None]
+        best = max(records, key=lambda r: r["val_mAP"])
+        if best["name"] != spec.name:
+            return
+        with atomic_output(Path(self.plan.checkpoints) / target) as tmp:
+            shutil.copyfile(self.out / spec.name / "best.safetensors", tmp)
+        if spec.kind == "teacher":
+            self.__dict__.pop("_teacher_sha", None)
+        print(f"{spec.name}: best {spec.kind} on val so far, shipped as {Path(self.plan.checkpoints) / target}")
 
 
-def summarize(runs: dict) -> dict:
-    """Per kind: test mAP mean and standard deviation over seeds; and the share of the
-    teacher-student gap that distillation recovers."""
-    kinds: dict[str, list[float]] = {}
-    for run in runs.values():
-        kinds.setdefault(run["kind"], []).append(run["test"]["mAP"])
-    summary = {
-        k: {"mAP_mean": float(np.mean(v)), "mAP_std": float(np.std(v)), "seeds": len(v)} for k, v in kinds.items()
+def same_config(stored: dict | None, config: ExperimentConfig, source: str | Path) -> bool:
+    """Whether a stored config (a record's or a run folder's) is ``config``, defaults filled in."""
+    if not isinstance(stored, dict):
+        return False
+    try:
+        return config_from_dict(ExperimentConfig, stored, str(source)) == config
+    except (ConfigError, ValueError, TypeError):
+        return False
+
+
+def log_summary(path: Path) -> dict:
+    """From a run's log.jsonl: its last step, val mAP by epoch and gradient shares by step."""
+    if not path.exists():
+        return {"steps": 0, "val_curve": [], "grad_share": []}
+    log = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {
+        "steps": max((r.get("step", 0) for r in log), default=0),
+        "val_curve": [{"epoch": r["epoch"], "step": r["step"], "mAP": r["val"]["mAP"]} for r in log if "val" in r],
+        "grad_share": [{"step": r["step"], **r["grad_share"]} for r in log if "grad_share" in r],
     }
-    if {"teacher", "student", "distilled"} <= set(summary):
-        t, s, d = (summary[k]["mAP_mean"] for k in ("teacher", "student", "distilled"))
-        summary["gap_recovered"] = (d - s) / (t - s) if t != s else None
-    return summary
 
 
-def markdown_table(runs: dict, summary: dict) -> str:
-    """AP per class and threshold (mean over seeds), mAP mean +- std, params, latency, speed-up."""
-    kinds = list(dict.fromkeys(r["kind"] for r in runs.values()))
-    teacher_latency = np.mean([r["latency_ms"] for r in runs.values() if r["kind"] == "teacher"])
-    keys = [f"{t:.1f}" for t in THRESHOLDS]
-    head = ["model", "seeds"] + [f"{c} @{k}" for c in CLASS_NAMES for k in keys]
-    head += ["mAP", "params (M)", "latency (ms)", "teacher / this"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for kind in kinds:
-        rows = [r for r in runs.values() if r["kind"] == kind]
-        cells = [kind, str(len(rows))]
-        for c in CLASS_NAMES:
-            for k in keys:
-                values = [r["test"]["AP"][c][k] for r in rows if r["test"]["AP"][c] is not None]
-                cells.append(f"{100 * np.mean(values):.1f}" if values else "n/a")
-        s = summary[kind]
-        latency = np.mean([r["latency_ms"] for r in rows])
-        cells += [
-            f"{100 * s['mAP_mean']:.1f} ± {100 * s['mAP_std']:.1f}",
-            f"{rows[0]['params_m']:.2f}",
-            f"{latency:.1f}",
-            f"{teacher_latency / latency:.2f}x",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    gap = summary.get("gap_recovered")
-    if gap is not None:
-        lines.append(f"\nShare of the teacher-student gap recovered by distillation: {100 * gap:.0f} %")
-    return "\n".join(lines) + "\n"
+def machine() -> str:
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+
+
+def planned_steps(spec: RunSpec, train_samples: int) -> int:
+    if not spec.train:
+        return 0
+    t = spec.config.train
+    return t.epochs * (train_samples // t.batch_size)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the worker gets SIGTERM when the experiment process dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Scheduler:
+    """Runs pending specs in worker processes, ``parallel`` at a time, teacher runs first (distilled
+    runs wait for the shipped teacher), with one progress bar for the plan and one per worker."""
+
+    def __init__(self, experiment: Experiment, pending: list[RunSpec], parallel: int):
+        from mapdistill_core.training.datasets import build_dataset
+
+        self.experiment, self.queue, self.parallel = experiment, list(pending), parallel
+        self.total_runs = len(experiment.specs)
+        self.index = {s.name: i + 1 for i, s in enumerate(experiment.specs)}
+        sizes = {}
+        for spec in pending:
+            key = json.dumps(config_to_dict(spec.config.data), sort_keys=True)
+            if key not in sizes:
+                sizes[key] = len(build_dataset(spec.config.data, "train"))
+            sizes[spec.name] = planned_steps(spec, sizes[key])
+        self.steps = {s.name: sizes[s.name] for s in pending}
+        self.active: dict[str, tuple[subprocess.Popen, tqdm]] = {}
+        self.failed: list[str] = []
+
+    def env(self) -> dict:
+        env = dict(os.environ)
+        from mapdistill_core.inference import resolve_device
+
+        if resolve_device(self.experiment.plan.device).type == "cpu":
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.parallel))
+        return env
+
+    def start(self, spec: RunSpec, slot: int) -> None:
+        folder = self.experiment.out / spec.name
+        folder.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "mapdistill_core.training.experiment", self.experiment.plan_path, spec.name]
+        log = open(folder / "worker.log", "a", encoding="utf-8")
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=self.env(), preexec_fn=_die_with_parent
+        )
+        log.close()
+        bar = tqdm(
+            total=self.steps[spec.name],
+            initial=current_step(folder),
+            desc=f"run {self.index[spec.name]}/{self.total_runs} {spec.name}",
+            unit="step",
+            position=slot + 1,
+            leave=False,
+        )
+        self.active[spec.name] = (process, bar)
+
+    def next_ready(self) -> RunSpec | None:
+        teachers_pending = any(s.kind == "teacher" for s in self.queue) or any(
+            self.experiment.spec(n).kind == "teacher" for n in self.active
+        )
+        for spec in self.queue:
+            if spec.needs_teacher and (teachers_pending or not self.experiment.teacher_ready()):
+                continue
+            self.queue.remove(spec)
+            return spec
+        return None
+
+    def run(self) -> None:
+        overall = tqdm(total=sum(self.steps.values()), desc="plan", unit="step", position=0)
+        overall.update(sum(current_step(self.experiment.out / n) for n in self.steps))
+        try:
+            while self.queue or self.active:
+                while len(self.active) < self.parallel and not self.failed:
+                    spec = self.next_ready()
+                    if spec is None:
+                        break
+                    self.start(spec, len(self.active))
+                if not self.active:
+                    if self.queue and not self.failed:
+                        raise ConfigError(
+                            f"{self.experiment.plan_path}: runs {[s.name for s in self.queue]} wait "
+                            "for a teacher that no run will produce"
+                        )
+                    break
+                time.sleep(1.0)
+                for name, (process, bar) in list(self.active.items()):
+                    step = current_step(self.experiment.out / name)
+                    overall.update(max(0, step - bar.n))
+                    bar.update(max(0, step - bar.n))
+                    if process.poll() is None:
+                        continue
+                    bar.close()
+                    del self.active[name]
+                    if process.returncode == 0:
+                        spec = self.experiment.spec(name)
+                        record = self.experiment.record(spec)
+                        test = f", test mAP {100 * record['test']['mAP']:.1f}" if record["test"] else ""
+                        tqdm.write(f"{name}: done, val mAP {100 * record['val_mAP']:.1f}{test}")
+                        self.experiment.ship(spec)
+                    else:
+                        self.failed.append(name)
+                        tqdm.write(
+                            f"{name}: failed (exit {process.returncode}); see {self.experiment.out / name}/worker.log"
+                        )
+        except BaseException:
+            for process, _ in self.active.values():
+                process.terminate()
+            for process, _ in self.active.values():
+                process.wait()
+            raise
+        finally:
+            overall.close()
+        if self.failed:
+            raise ConfigError(f"runs failed: {', '.join(self.failed)} (their worker.log says why)")
+
+
+def current_step(folder: Path) -> int:
+    """The last step a run's log reached (0 without a log)."""
+    path = folder / "log.jsonl"
+    if not path.exists():
+        return 0
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 4096))
+        lines = f.read().decode("utf-8", "replace").splitlines()
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line).get("step", 0))
+        except (json.JSONDecodeError, ValueError, AttributeError):
+            continue
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Worker entry point: ``python -m mapdistill_core.training.experiment PLAN RUN_NAME``."""
+    plan_path, name = argv
+    experiment = Experiment(load_config(ExperimentPlan, plan_path), plan_path)
+    experiment.execute(experiment.spec(name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -41,8 +41,9 @@ from mapdistill_core.training.datasets import build_dataset
 from mapdistill_core.training.evaluation import evaluate_model
 from mapdistill_core.training.state import load_state, save_state
 
-LossFn = Callable[[dict, dict, MapModel], tuple[torch.Tensor, dict]]
-"""(outputs, batch, model) -> (loss, detached parts): the map loss, or map + distillation."""
+LossFn = Callable[[dict, dict, MapModel], tuple[dict[str, torch.Tensor], dict]]
+"""(outputs, batch, model) -> (terms, detached parts): the loss is the sum of the named terms ("map",
+or "map" plus the distillation terms); parts are their detached pieces, for the log."""
 
 
 class EpochSampler(Sampler[int]):
@@ -78,11 +79,24 @@ def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
 
 
 def map_loss(criterion: MapCriterion) -> LossFn:
-    def loss(outputs: dict, batch: dict, model: MapModel) -> tuple[torch.Tensor, dict]:
+    def loss(outputs: dict, batch: dict, model: MapModel) -> tuple[dict, dict]:
         total, parts, _ = criterion(outputs, batch)
-        return total, parts
+        return {"map": total}, parts
 
     return loss
+
+
+def gradient_shares(terms: dict[str, torch.Tensor], params: list[torch.Tensor]) -> dict[str, float]:
+    """Each term's share of the summed gradient norms: ||d term / d params|| / sum over terms.
+
+    A term whose share is tiny (under 1 %) barely moves the model, whatever its value in the log.
+    """
+    norms = {}
+    for name, term in terms.items():
+        grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+        norms[name] = float(torch.sqrt(sum(g.float().pow(2).sum() for g in grads if g is not None)))
+    total = sum(norms.values()) or 1.0
+    return {name: norm / total for name, norm in norms.items()}
 
 
 class Trainer:
@@ -153,7 +167,7 @@ class Trainer:
         if t.amp and self.device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if loss_fn is None and config.distill is not None:
-            loss_fn = Distiller(config.distill, config.model, self.device, self.amp_dtype)
+            loss_fn = Distiller.from_config(config.distill, config.model, self.device, self.amp_dtype)
         self.loss_fn = loss_fn or map_loss(MapCriterion(config.model.loss))
         self.loss_module = self.loss_fn if isinstance(self.loss_fn, torch.nn.Module) else None
         self.loss_params = list(self.loss_module.parameters()) if self.loss_module is not None else []
@@ -216,7 +230,12 @@ class Trainer:
         batch = to_device(batch, self.device)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             outputs = self.net(batch)
-        loss, parts = self.loss_fn(outputs, batch, self.model)
+        terms, parts = self.loss_fn(outputs, batch, self.model)
+        every = self.config.train.grad_share_every
+        if self.main and len(terms) > 1 and every and self.position["step"] % every == 0:
+            shares = gradient_shares(terms, [p for p in self.model.parameters() if p.requires_grad])
+            self.log({"step": self.position["step"] + 1, "grad_share": shares})
+        loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.world > 1:

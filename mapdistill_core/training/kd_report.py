@@ -1,0 +1,269 @@
+"""The distillation benchmark's report, made from the run records alone (no weights needed).
+
+It writes the results JSON, the markdown report (main table, every seed with the paired
+differences and the share of the gap recovered, the ablations, the val grid, the gradient shares
+early / middle / late, the val curves) and the main table into README between
+``<!-- synthetic_kd:begin -->`` and ``<!-- synthetic_kd:end -->``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from mapdistill_core.atomic import atomic_output
+from mapdistill_core.config import config_to_dict
+from mapdistill_core.map_elements import CLASS_NAMES
+from mapdistill_core.metrics import THRESHOLDS
+from mapdistill_core.results import provenance, write_json
+
+README_BEGIN, README_END = "<!-- synthetic_kd:begin -->", "<!-- synthetic_kd:end -->"
+MAIN_KINDS = ("teacher", "student", "distilled")
+NOISE_RULE = "every seed's paired difference > 0 and a two-sided paired t-test p < 0.05"
+
+
+def summarize(records: dict[str, dict]) -> dict:
+    """Test mAP per kind (mean, std, per seed), the paired student/distilled comparison and the
+    share of the teacher-student gap recovered."""
+    by_kind: dict[str, dict[int, float]] = {}
+    for record in records.values():
+        if record["test"] is not None:
+            by_kind.setdefault(record["kind"], {})[record["seed"]] = record["test"]["mAP"]
+    summary: dict = {
+        kind: {
+            "mAP_mean": float(np.mean(list(seeds.values()))),
+            "mAP_std": float(np.std(list(seeds.values()), ddof=1)) if len(seeds) > 1 else None,
+            "per_seed": {str(s): v for s, v in sorted(seeds.items())},
+        }
+        for kind, seeds in by_kind.items()
+    }
+    student, distilled = by_kind.get("student", {}), by_kind.get("distilled", {})
+    paired = sorted(set(student) & set(distilled))
+    if paired:
+        diffs = np.array([distilled[s] - student[s] for s in paired])
+        p_value = (
+            float(stats.ttest_rel([distilled[s] for s in paired], [student[s] for s in paired]).pvalue)
+            if (len(paired) > 1 and np.ptp(diffs) > 0)
+            else None
+        )
+        comparison = {
+            "seeds": paired,
+            "differences": {str(s): float(d) for s, d in zip(paired, diffs, strict=True)},
+            "mean_difference": float(diffs.mean()),
+            "std_difference": float(diffs.std(ddof=1)) if len(paired) > 1 else None,
+            "p_value": p_value,
+            "beyond_seed_noise": bool((diffs > 0).all() and p_value is not None and p_value < 0.05),
+            "rule": NOISE_RULE,
+        }
+        if "teacher" in summary:
+            teacher = summary["teacher"]["mAP_mean"]
+            s_mean = float(np.mean([student[s] for s in paired]))
+            gap = teacher - s_mean
+            comparison["teacher_mAP"] = teacher
+            comparison["gap"] = gap
+            comparison["gap_recovered"] = float(diffs.mean() / gap) if gap > 0 else None
+        summary["distilled_vs_student"] = comparison
+    return summary
+
+
+def grad_share_phases(record: dict) -> dict[str, dict]:
+    """A run's gradient shares at its first, middle and last measurement."""
+    shares = record.get("grad_share") or []
+    if not shares:
+        return {}
+    picks = {"early": shares[0], "middle": shares[len(shares) // 2], "late": shares[-1]}
+    return {phase: dict(entry) for phase, entry in picks.items()}
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}"
+
+
+def main_table(records: dict[str, dict], summary: dict, architecture: dict[str, dict]) -> str:
+    """AP per class and threshold (mean over seeds), test mAP mean ± std, params and latency."""
+    keys = [f"{t:.1f}" for t in THRESHOLDS]
+    head = ["model", "seeds"] + [f"{c} @{k}" for c in CLASS_NAMES for k in keys]
+    head += ["test mAP", "val mAP", "params (M)", "latency (ms)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    kinds = [k for k in (*MAIN_KINDS, "relation", "feature", "head") if k in summary]
+    for kind in kinds:
+        rows = [r for r in records.values() if r["kind"] == kind and r["test"] is not None]
+        cells = [kind, ", ".join(str(r["seed"]) for r in rows)]
+        for c in CLASS_NAMES:
+            for k in keys:
+                values = [r["test"]["AP"][c][k] for r in rows if r["test"]["AP"][c] is not None]
+                cells.append(_pct(float(np.mean(values))) if values else "n/a")
+        s = summary[kind]
+        spread = f" ± {_pct(s['mAP_std'])}" if s["mAP_std"] is not None else ""
+        arch = architecture.get("teacher" if kind == "teacher" else "student", {})
+        cells += [
+            f"**{_pct(s['mAP_mean'])}**{spread}",
+            _pct(float(np.mean([r["val_mAP"] for r in rows]))),
+            f"{arch['params_m']:.2f}" if arch else "n/a",
+            f"{arch['latency_ms']:.1f}" if arch else "n/a",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_text(summary: dict) -> str:
+    c = summary.get("distilled_vs_student")
+    if c is None:
+        return "No seed has both a student and a distilled run yet.\n"
+    lines = ["| seed | student | distilled | distilled - student |", "|---|---|---|---|"]
+    s, d = summary["student"]["per_seed"], summary["distilled"]["per_seed"]
+    for seed in c["seeds"]:
+        lines.append(
+            f"| {seed} | {_pct(s[str(seed)])} | {_pct(d[str(seed)])} | {100 * c['differences'][str(seed)]:+.1f} |"
+        )
+    std = f" ± {_pct(c['std_difference'])}" if c["std_difference"] is not None else ""
+    p = "n/a (fewer than 2 seeds)" if c["p_value"] is None else f"{c['p_value']:.3f}"
+    text = "\n".join(lines) + "\n\n"
+    text += f"Mean paired difference {100 * c['mean_difference']:+.1f}{std} mAP over {len(c['seeds'])} seed(s); "
+    text += f"paired t-test p = {p}. "
+    if c.get("gap_recovered") is not None:
+        text += (
+            f"Teacher {_pct(c['teacher_mAP'])}: the gap to the student is {_pct(c['gap'])} mAP and "
+            f"distillation recovers **{100 * c['gap_recovered']:.0f} %** of it. "
+        )
+    verdict = "exceeds" if c["beyond_seed_noise"] else "does not exceed"
+    text += f"The gain **{verdict} seed noise** (rule: {c['rule']}).\n"
+    return text
+
+
+def grid_text(records: dict[str, dict], plan_setting: dict) -> str:
+    grid = [r for r in records.values() if r["kind"] == "grid"]
+    if not grid:
+        return "No grid run has finished yet.\n"
+    lines = ["| run | setting | val mAP |", "|---|---|---|"]
+    best = max(grid, key=lambda r: r["val_mAP"])
+    for r in grid:
+        setting = ", ".join(f"{k} {v}" for k, v in r["setting"].items())
+        mark = " (best)" if r is best else ""
+        lines.append(f"| {r['name']} | {setting} | {_pct(r['val_mAP'])}{mark} |")
+    same = best["setting"] == plan_setting
+    note = (
+        "The plan's distillation setting is the best on val."
+        if same
+        else "The plan's distillation setting is **not** the grid's best on val; the main runs use the plan's."
+    )
+    return "\n".join(lines) + f"\n\n{note}\n"
+
+
+def grad_share_text(records: dict[str, dict]) -> str:
+    terms = ("map", "relation", "feature", "head")
+    lines = ["| run | phase (step) | " + " | ".join(terms) + " |", "|---|---|" + "---|" * len(terms)]
+    for r in records.values():
+        for phase, entry in grad_share_phases(r).items():
+            cells = [_pct(entry[t]) + " %" if t in entry else "-" for t in terms]
+            lines.append(f"| {r['name']} | {phase} ({entry['step']}) | " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        return "No run with distillation terms has finished yet.\n"
+    return "\n".join(lines) + "\n"
+
+
+def curves_text(records: dict[str, dict]) -> str:
+    runs = [r for r in records.values() if r["val_curve"]]
+    epochs = sorted({p["epoch"] for r in runs for p in r["val_curve"]})
+    lines = ["| run | " + " | ".join(str(e) for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
+    for r in runs:
+        by_epoch = {p["epoch"]: p["mAP"] for p in r["val_curve"]}
+        lines.append(
+            f"| {r['name']} | " + " | ".join(_pct(by_epoch.get(e)) if e in by_epoch else "" for e in epochs) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(records: dict[str, dict], path: Path) -> None:
+    """Val mAP by epoch of every run but the grid, one colour per kind: a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    colors = {"teacher": "black", "student": "tab:blue", "distilled": "tab:red"}
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for r in records.values():
+        if r["kind"] == "grid" or not r["val_curve"]:
+            continue
+        xs = [p["epoch"] for p in r["val_curve"]]
+        ys = [100 * p["mAP"] for p in r["val_curve"]]
+        ax.plot(
+            xs,
+            ys,
+            color=colors.get(r["kind"], "tab:gray"),
+            alpha=0.9 if r["kind"] in colors else 0.4,
+            label=r["name"],
+            marker="o",
+            markersize=3,
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val mAP")
+    ax.set_title("Synthetic KD benchmark: val mAP by epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def write_report(
+    plan, plan_path: str, records: dict[str, dict], pending: list[str], setting: dict, architecture: dict[str, dict]
+) -> dict:
+    """Write plan.results (JSON), plan.table (markdown), the curves PNG beside it and README's table."""
+    summary = summarize(records)
+    table = main_table(records, summary, architecture)
+    document = {
+        "meta": provenance(
+            plan=plan_path, plan_config=config_to_dict(plan), split="test", selection="best val mAP per run"
+        ),
+        "summary": summary,
+        "architecture": architecture,
+        "pending": pending,
+        "runs": records,
+    }
+    write_json(plan.results, document)
+    curves = Path(plan.table).with_suffix(".png")
+    if records:
+        plot_curves(records, curves)
+    pending_text = f"Not finished yet: {', '.join(pending)}.\n" if pending else "Every run of the plan has finished.\n"
+    markdown = "\n".join(
+        [
+            f"# Synthetic distillation benchmark\n\n`mapdistill experiment --config {plan_path}`; every run's "
+            f"record (config, val curve, gradient shares, test metrics, machine) is in `{plan.records}/`.\n",
+            pending_text,
+            "## Test mAP (checkpoint selected on val, test evaluated once)\n",
+            table,
+            "Latency: one forward of the architecture (random weights, one sample, batch 1), timed by the report "
+            "on the machine that wrote it.\n",
+            "## Distilled against student, seed by seed\n",
+            comparison_text(summary),
+            "## Distillation setting grid (val only)\n",
+            grid_text(records, setting),
+            "## Share of the student's gradient norm per loss term\n",
+            grad_share_text(records),
+            "## Val mAP by epoch\n",
+            f"![val curves]({curves.name})\n",
+            curves_text(records),
+        ]
+    )
+    with atomic_output(plan.table) as tmp:
+        tmp.write_text(markdown, encoding="utf-8")
+    if plan.readme:
+        update_readme(Path(plan.readme), table + "\n" + comparison_text(summary))
+    return document
+
+
+def update_readme(path: Path, content: str) -> None:
+    """Replace the text between README's benchmark markers with ``content``."""
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{path}: no '{README_BEGIN}' ... '{README_END}' markers for the benchmark table")
+    replaced = pattern.sub(lambda _: f"{README_BEGIN}\n{content}{README_END}", text)
+    with atomic_output(path) as tmp:
+        tmp.write_text(replaced, encoding="utf-8")

@@ -1,0 +1,156 @@
+"""The distillation benchmark's plan: an existing teacher trains no teacher, runs leave records that
+a second start skips, a killed plan resumes its run from its state, and the report's statistics."""
+
+import fcntl
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mapdistill_core.checkpoint import save_model
+from mapdistill_core.config import load_config
+from mapdistill_core.models.model import build_model
+from mapdistill_core.training.config import ExperimentConfig
+from mapdistill_core.training.experiment import sha256
+from mapdistill_core.training.kd_report import README_BEGIN, README_END, summarize
+from mapdistill_core.training.trainer import Trainer
+from tests.model_fixtures import TEACHER, experiment_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 300
+
+
+def plan_files(tmp: Path, epochs: int, checkpoint_every: int = 100, extra: str = "") -> Path:
+    """A tiny student config, an existing tiny teacher and a plan that names it."""
+    student = experiment_yaml(tmp, epochs=epochs, val_every=1, checkpoint_every=checkpoint_every)
+    student.write_text(student.read_text().replace("val_scenes: 1", "val_scenes: 1\n  test_scenes: 1"))
+    torch.manual_seed(3)
+    save_model(tmp / "teacher.safetensors", build_model(TEACHER))
+    (tmp / "README.md").write_text(f"# x\n\n{README_BEGIN}\nold table\n{README_END}\n\nrest\n")
+    plan = tmp / "plan.yaml"
+    plan.write_text(
+        f"teacher_weights: {tmp / 'teacher.safetensors'}\nstudent: {student}\nseeds: [0]\nablation_seeds: []\n"
+        f"out: {tmp / 'runs'}\nrecords: {tmp / 'records'}\nresults: {tmp / 'kd.json'}\ntable: {tmp / 'kd.md'}\n"
+        f"checkpoints: {tmp / 'ckpt'}\nreadme: {tmp / 'README.md'}\ndevice: cpu\n{extra}"
+    )
+    return plan
+
+
+def experiment(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "mapdistill_core.cli", "experiment", *args]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen) -> str:
+    out, _ = process.communicate(timeout=TIMEOUT_S)
+    assert process.returncode == 0, out
+    return out
+
+
+def test_a_plan_with_existing_teacher_weights_trains_no_teacher_records_and_skips(tmp_path):
+    plan = plan_files(tmp_path, epochs=1, extra="grid: [{relation: 0.0}]\ngrid_epochs: 1\n")
+    out = finish(experiment("--config", str(plan), "--parallel", "2"))
+    assert "4 runs, 0 done, 4 to train" in out
+    records = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "records").glob("*.json")}
+    assert set(records) == {"teacher", "student-s0", "distilled-s0", "grid0-s0"}
+    teacher = records["teacher"]
+    assert teacher["steps"] == 0 and teacher["val_curve"] == [] and teacher["test"] is not None
+    assert not (tmp_path / "runs" / "teacher" / "log.jsonl").exists(), "the existing teacher was trained"
+    assert teacher["weights_sha256"] == sha256(tmp_path / "teacher.safetensors")
+    assert records["distilled-s0"]["teacher_sha256"] == teacher["weights_sha256"]
+    assert records["distilled-s0"]["grad_share"] and records["student-s0"]["grad_share"] == []
+    assert records["grid0-s0"]["test"] is None and records["grid0-s0"]["setting"]["relation"] == 0.0
+    assert records["student-s0"]["steps"] == 4 and len(records["student-s0"]["val_curve"]) == 1
+    assert (tmp_path / "ckpt" / "synthetic_student.safetensors").exists()
+    assert not (tmp_path / "ckpt" / "synthetic_teacher.safetensors").exists()
+    document = json.loads((tmp_path / "kd.json").read_text())
+    assert document["pending"] == [] and "distilled_vs_student" in document["summary"]
+    assert set(document["architecture"]) == {"teacher", "student"}
+    readme = (tmp_path / "README.md").read_text()
+    assert "old table" not in readme and "| distilled | 0 |" in readme and readme.endswith("rest\n")
+    assert (tmp_path / "kd.png").read_bytes()[:4] == b"\x89PNG"
+
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "records").glob("*.json")}
+    out = finish(experiment("--config", str(plan)))
+    assert "4 runs, 4 done, 0 to train" in out
+    assert before == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "records").glob("*.json")}
+
+
+def step_losses(run: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    return {r["step"]: r["loss"]["total"] for r in records if "loss" in r}
+
+
+def lock_is_free(folder: Path) -> bool:
+    with open(folder / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
+
+
+def test_a_killed_plan_resumes_its_run_from_the_training_state(tmp_path):
+    plan = plan_files(tmp_path, epochs=4, checkpoint_every=2, extra="grid: []\n")
+    run = tmp_path / "runs" / "student-s0"
+    process = experiment("--config", str(plan), "--parallel", "1")
+    deadline = time.monotonic() + TIMEOUT_S
+    while not ((run / "log.jsonl").exists() and len(step_losses(run)) >= 7):
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, "the student run logged no 7 steps"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while not lock_is_free(run):  # the worker dies with the plan
+        assert time.monotonic() < deadline, "the worker outlived the killed plan"
+        time.sleep(0.1)
+    logged_before_kill = len(step_losses(run))
+    assert 7 <= logged_before_kill < 16 and not (tmp_path / "records" / "student-s0.json").exists()
+
+    finish(experiment("--config", str(plan)))
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    (resumed,) = [r for r in records if "resumed" in r]
+    assert 6 <= resumed["step"] <= logged_before_kill, "the run started again instead of resuming"
+    curve = step_losses(run)
+    assert sorted(curve) == list(range(1, 17))
+    straight = Trainer(
+        load_config(ExperimentConfig, tmp_path / "tiny.yaml"), tmp_path / "straight", "cpu", progress=False
+    )
+    expected = step_losses(straight.run())
+    for step, loss in curve.items():
+        assert math.isclose(loss, expected[step], rel_tol=1e-4, abs_tol=1e-5), f"step {step}"
+    assert json.loads((tmp_path / "records" / "student-s0.json").read_text())["steps"] == 16
+
+
+def record(kind: str, seed: int, test_map: float) -> dict:
+    return {"kind": kind, "seed": seed, "test": {"mAP": test_map}}
+
+
+def test_the_summary_pairs_seeds_and_measures_the_gap_by_hand():
+    records = {
+        "t": record("teacher", 0, 0.40),
+        **{f"s{i}": record("student", i, m) for i, m in enumerate([0.20, 0.22, 0.24])},
+        **{f"d{i}": record("distilled", i, m) for i, m in enumerate([0.26, 0.27, 0.31])},
+    }
+    summary = summarize(records)
+    c = summary["distilled_vs_student"]
+    assert c["differences"] == pytest.approx({"0": 0.06, "1": 0.05, "2": 0.07})
+    assert c["mean_difference"] == pytest.approx(0.06)
+    assert c["std_difference"] == pytest.approx(0.01)
+    # t = 0.06 / (0.01 / sqrt(3)) = 10.39 with 2 degrees of freedom: two-sided p = 0.00913
+    assert c["p_value"] == pytest.approx(0.00913, abs=5e-5)
+    assert c["gap"] == pytest.approx(0.18) and c["gap_recovered"] == pytest.approx(0.06 / 0.18)
+    assert c["beyond_seed_noise"]
+    assert summary["student"]["mAP_std"] == pytest.approx(0.02)
+    records["d2"] = record("distilled", 2, 0.23)  # one seed loses: not beyond noise, whatever p says
+    assert not summarize(records)["distilled_vs_student"]["beyond_seed_noise"]
