@@ -10,6 +10,7 @@ logits [B, Q, K] and normalized points [B, Q, Np, 2]; decoding to elements is sh
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -60,30 +61,95 @@ def decode(
     return out
 
 
+class CudaGraphs:
+    """A model's forward captured as a CUDA graph once per input shape, then replayed.
+
+    The model must run its static-shape path (no host synchronization, fixed tensor shapes), which it
+    does on CUDA (see ``models.view_transforms.static_shapes_wanted``). Inputs are copied into the
+    graph's own buffers; the returned outputs are those buffers, overwritten by the next replay.
+    """
+
+    def __init__(self, forward, amp_dtype: torch.dtype | None):
+        self.forward, self.amp_dtype = forward, amp_dtype
+        self.graphs: dict[tuple, tuple] = {}
+
+    def run(self, inputs: dict) -> tuple:
+        with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_dtype is not None, cache_enabled=False):
+            return self.forward(inputs)
+
+    def capture(self, inputs: dict) -> tuple:
+        static = {k: v.clone() for k, v in inputs.items()}
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):  # warm-up outside the graph (cuDNN autotuning, lazy allocations)
+                self.run(static)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outputs = self.run(static)
+        return graph, static, outputs
+
+    def __call__(self, host_inputs: dict) -> tuple:
+        key = tuple((k, tuple(v.shape), v.dtype) for k, v in host_inputs.items())
+        if key not in self.graphs:
+            device = torch.device("cuda", torch.cuda.current_device())
+            self.graphs[key] = self.capture({k: v.to(device) for k, v in host_inputs.items()})
+        graph, static, outputs = self.graphs[key]
+        for k, v in host_inputs.items():
+            static[k].copy_(v, non_blocking=True)
+        graph.replay()
+        return outputs
+
+
 class TorchBackend:
     """A MapModel on a torch device: batch -> (logits [B, Q, K], points [B, Q, Np, 2]).
 
     Args:
         half: float16 autocast (CUDA only; ignored on CPU, which has no fast float16 kernels).
+        amp_dtype: the autocast dtype instead (torch.float16 or torch.bfloat16; CUDA only).
+        cuda_graphs: capture the forward as a CUDA graph per input shape and replay it (CUDA only;
+            on a CPU the backend runs eagerly and logs that once).
 
-    On CUDA the input tensors are pinned and copied asynchronously.
+    On CUDA the input tensors are pinned and copied asynchronously, and only the last layer's
+    logits and points come back to the host, in one copy each.
     """
 
-    def __init__(self, model: MapModel, device: str | torch.device = "cpu", half: bool = False):
+    def __init__(
+        self,
+        model: MapModel,
+        device: str | torch.device = "cpu",
+        half: bool = False,
+        cuda_graphs: bool = False,
+        amp_dtype: torch.dtype | None = None,
+    ):
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.config: ModelConfig = model.config
-        self.half = half and self.device.type == "cuda"
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = (amp_dtype or (torch.float16 if half else None)) if cuda else None
+        self.half = self.amp_dtype == torch.float16
+        self.graphs = None
+        if cuda_graphs and not cuda:
+            logging.getLogger(__name__).info("cuda_graphs: %s is not a CUDA device, running the model eagerly", device)
+        elif cuda_graphs:
+            self.graphs = CudaGraphs(self.last_layer, self.amp_dtype)
+
+    def last_layer(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = self.model(inputs)
+        return outputs["logits"][-1].float(), outputs["points"][-1].float()
 
     @torch.inference_mode()
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         cuda = self.device.type == "cuda"
-        inputs = {
-            k: (batch[k].pin_memory() if cuda else batch[k]).to(self.device, non_blocking=True) for k in ONNX_INPUTS
-        }
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.half):
-            outputs = self.model(inputs)
-        return outputs["logits"][-1].float().cpu(), outputs["points"][-1].float().cpu()
+        host = {k: batch[k].pin_memory() if cuda else batch[k] for k in ONNX_INPUTS}
+        if self.graphs is not None:
+            logits, points = self.graphs(host)
+        else:
+            inputs = {k: v.to(self.device, non_blocking=True) for k, v in host.items()}
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                logits, points = self.last_layer(inputs)
+        return logits.cpu(), points.cpu()
 
 
 class OnnxRuntimeBackend:
@@ -160,9 +226,15 @@ class MapPredictor:
     def half(self) -> bool:
         return self.backend.half
 
+    @property
+    def cuda_graphs(self) -> bool:
+        return getattr(self.backend, "graphs", None) is not None
+
     @classmethod
-    def from_model(cls, model: MapModel, device: str | torch.device = "cpu", half: bool = False) -> MapPredictor:
-        return cls(TorchBackend(model, device, half))
+    def from_model(
+        cls, model: MapModel, device: str | torch.device = "cpu", half: bool = False, cuda_graphs: bool = False
+    ) -> MapPredictor:
+        return cls(TorchBackend(model, device, half, cuda_graphs))
 
     @classmethod
     def from_checkpoint(
@@ -172,6 +244,7 @@ class MapPredictor:
         half: bool = False,
         model_config: str | Path | None = None,
         backend: str = "torch",
+        cuda_graphs: bool = False,
     ) -> MapPredictor:
         """Load a model.
 
@@ -180,17 +253,20 @@ class MapPredictor:
             model_config: torch only: take the model from the ``model:`` section of this experiment
                 config instead of the weights' metadata (misfitting weights are a CheckpointError).
             half: torch only (an ONNX file has its precision from export).
+            cuda_graphs: torch only: replay the forward as a CUDA graph (see TorchBackend).
         """
         if backend == "onnxruntime":
-            if model_config or half:
-                raise ValueError("model_config and half apply to the torch backend; an ONNX file has its own")
+            if model_config or half or cuda_graphs:
+                raise ValueError(
+                    "model_config, half and cuda_graphs apply to the torch backend; an ONNX file has its own"
+                )
             return cls(OnnxRuntimeBackend(path, device))
         if backend != "torch":
             raise ValueError(f"unknown inference backend {backend!r}; choose one of {BACKENDS}")
         target = resolve_device(device)
         config = load_config(ExperimentConfig, model_config).model if model_config else None
         model, _ = load_model(path, target, config)
-        return cls(TorchBackend(model, target, half))
+        return cls(TorchBackend(model, target, half, cuda_graphs))
 
     def predict(
         self, samples: Sample | list[Sample], score_threshold: float = 0.0, camera_mask: np.ndarray | None = None

@@ -36,9 +36,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from mapdistill_core.metrics import EvalResult, format_table
     from mapdistill_ros.replay import BagError, replay_bag
 
-    if args.backend == "onnxruntime" and args.config:
+    torch_only = [
+        flag
+        for flag, used in (("--config", args.config), ("--half", args.half), ("--cuda-graphs", args.cuda_graphs))
+        if used
+    ]
+    if args.backend == "onnxruntime" and torch_only:
         print(
-            "mapdistill replay: error: --config applies to the torch backend; an ONNX file has its own", file=sys.stderr
+            f"mapdistill replay: error: {' and '.join(torch_only)} apply to the torch backend; "
+            "an ONNX file has its own",
+            file=sys.stderr,
         )
         return 2
 
@@ -53,6 +60,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             args.min_cameras,
             not args.no_pictures,
             args.backend,
+            args.half,
+            args.cuda_graphs,
         )
     except BagError as e:
         print(f"mapdistill replay: error: {e}", file=sys.stderr)
@@ -154,6 +163,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--min-cameras", type=int, default=4, help="fewest cameras a set may have (default: %(default)s)")
     p.add_argument("--no-pictures", action="store_true", help="skip the BEV PNGs and GIFs")
+    p.add_argument("--half", action="store_true", help="torch backend: float16 autocast (GPU only)")
+    p.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="torch backend: replay the model as a CUDA graph per input shape (GPU only; a CPU runs eagerly)",
+    )
     p.set_defaults(func=cmd_replay)
 
 

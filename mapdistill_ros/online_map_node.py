@@ -54,10 +54,16 @@ class OnlineMapNode(Node):
             {p.name: self.get_parameter(p.name).value for p in PARAMETERS}, f"node {self.get_fully_qualified_name()}"
         )
         predictor = MapPredictor.from_checkpoint(
-            params["weights"], params["device"], params["half"], params["model_config"] or None, params["backend"]
+            params["weights"],
+            params["device"],
+            params["half"],
+            params["model_config"] or None,
+            params["backend"],
+            params["cuda_graphs"],
         )
         self.get_logger().info(
-            f"loaded {params['weights']} ({params['backend']}) on {predictor.device} (half: {predictor.half})"
+            f"loaded {params['weights']} ({params['backend']}) on {predictor.device} (half: {predictor.half}, "
+            f"cuda_graphs: {predictor.cuda_graphs})"
         )
         self.timer = StageTimer()
         self.pipeline = OnlinePipeline(

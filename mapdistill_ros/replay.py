@@ -311,15 +311,18 @@ def replay_bag(
     min_cameras: int = 4,
     pictures: bool = True,
     backend: str = "torch",
+    half: bool = False,
+    cuda_graphs: bool = False,
 ) -> ReplayResult:
     """The ``mapdistill replay`` command: replay, then write the predictions bag, the MapTR JSON,
     metrics.json and the pictures into ``out`` (which must not hold a predictions bag yet). After
     Ctrl-C the bag and JSON files cover the camera sets done (meta.interrupted), without pictures.
-    ``backend`` is torch (safetensors weights) or onnxruntime (an exported .onnx)."""
+    ``backend`` is torch (safetensors weights) or onnxruntime (an exported .onnx); ``half`` and
+    ``cuda_graphs`` are the torch backend's (see TorchBackend)."""
     out = Path(out)
     bag = Path(bag)
     with open_bag(bag) as reader:  # an unreadable bag fails before the weights load or anything is written
-        predictor = MapPredictor.from_checkpoint(weights, device, model_config=model_config, backend=backend)
+        predictor = MapPredictor.from_checkpoint(weights, device, half, model_config, backend, cuda_graphs)
         replay = BagReplay(predictor, score_threshold, min_cameras)
         out.mkdir(parents=True, exist_ok=True)
         with MapBagWriter(out / "predictions") as writer:
@@ -328,6 +331,8 @@ def replay_bag(
         bag=str(bag),
         weights=str(weights),
         backend=backend,
+        half=predictor.half,
+        cuda_graphs=predictor.cuda_graphs,
         score_threshold=score_threshold,
         interrupted=result.interrupted,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import onnx
@@ -137,6 +138,8 @@ def test_onnxruntime_backend_refuses_foreign_files_and_torch_only_options(tmp_pa
         OnnxRuntimeBackend(tmp_path / "missing.onnx", "cpu")
     with pytest.raises(ValueError, match="torch backend"):
         MapPredictor.from_checkpoint(exported, "cpu", half=True, backend="onnxruntime")
+    with pytest.raises(ValueError, match="torch backend"):
+        MapPredictor.from_checkpoint(exported, "cpu", backend="onnxruntime", cuda_graphs=True)
     with pytest.raises(ValueError, match="unknown inference backend"):
         MapPredictor.from_checkpoint(exported, "cpu", backend="tensorrt")
 
@@ -147,6 +150,36 @@ def test_node_parameters_name_the_backend_and_reject_torch_only_options():
         validate_parameters({"backend": "tensorrt"})
     with pytest.raises(ValueError, match="'half'"):
         validate_parameters({"backend": "onnxruntime", "half": True})
+    with pytest.raises(ValueError, match="'cuda_graphs'"):
+        validate_parameters({"backend": "onnxruntime", "cuda_graphs": True})
+
+
+def test_cuda_graphs_fall_back_to_eager_on_a_cpu_with_one_log_line(weights, caplog):
+    batch = example_batch(build_model(STUDENT), samples=samples(2))
+    eager = MapPredictor.from_checkpoint(weights, "cpu")
+    with caplog.at_level(logging.INFO, logger="mapdistill_core.inference"):
+        graphs = MapPredictor.from_checkpoint(weights, "cpu", cuda_graphs=True)
+    assert [r.getMessage() for r in caplog.records] == [
+        "cuda_graphs: cpu is not a CUDA device, running the model eagerly"
+    ]
+    assert not graphs.cuda_graphs and not eager.cuda_graphs
+    for a, b in zip(graphs.backend(batch), eager.backend(batch), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@pytest.mark.parametrize("half", [False, True], ids=["float32", "float16"])
+def test_cuda_graph_replays_equal_the_eager_forward(weights, half):
+    batch = example_batch(build_model(STUDENT), samples=samples(2))
+    batch["camera_mask"][1, 2] = False
+    eager = MapPredictor.from_checkpoint(weights, "cuda", half=half)
+    graphs = MapPredictor.from_checkpoint(weights, "cuda", half=half, cuda_graphs=True)
+    assert graphs.cuda_graphs
+    expected = eager.backend(batch)
+    for _ in range(3):  # the first call captures, the next ones replay
+        got = graphs.backend(batch)
+        for a, b, tolerance in zip(got, expected, (5e-3 if half else 1e-4, 2e-3 if half else 1e-5), strict=True):
+            assert (a - b).abs().max() < tolerance
 
 
 def test_exported_wrapper_keeps_float32_outputs_for_a_half_model():

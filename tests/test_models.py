@@ -8,6 +8,7 @@ from mapdistill_core.data.batch import collate
 from mapdistill_core.data.synthetic.sensors import camera_intrinsics, camera_to_ego
 from mapdistill_core.inference import decode
 from mapdistill_core.metrics import evaluate_vectors
+from mapdistill_core.models import view_transforms
 from mapdistill_core.models.backbone import FPN, ResNet
 from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.models.config import BackboneConfig, LossConfig, LSSConfig
@@ -17,6 +18,26 @@ from mapdistill_core.models.model import build_model
 from mapdistill_core.models.view_transforms import LiftSplat
 from mapdistill_core.polyline import polyline_permutations
 from tests.model_fixtures import STUDENT, TEACHER, samples
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["eager-cpu-path", "static-shape-gpu-path"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("config", [STUDENT, TEACHER], ids=["student", "teacher"])
+def test_reduced_precision_autocast_forwards_are_finite_and_close(monkeypatch, config, dtype, static):
+    """The node's ``half`` and training's bf16 autocast: finite outputs near float32's (on the CPU,
+    whose autocast lowers the same ops; the static-shape path is the one GPUs run)."""
+    monkeypatch.setattr(view_transforms, "static_shapes_wanted", lambda features: static)
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    batch = collate(samples(), config.image_size, model.grid, 20, False)
+    with torch.no_grad():
+        reference = model(batch)
+        with torch.autocast("cpu", dtype=dtype):
+            out = model(batch)
+    for key in ("logits", "points"):
+        assert torch.isfinite(out[key][-1]).all(), key
+    assert (out["logits"][-1].float() - reference["logits"][-1]).abs().max() < 0.1
+    assert (out["points"][-1].float() - reference["points"][-1]).abs().max() < 0.02
 
 
 def test_resnet_and_fpn_shapes():

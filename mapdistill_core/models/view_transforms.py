@@ -126,7 +126,8 @@ class LiftSplat(nn.Module):
 
 
 NO_LOGIT = -1e30
-"""Logit of a sample that does not count (finite, so the running max needs no special case)."""
+"""Logit of a sample that does not count (finite, so the running max needs no special case); the
+attention state is always float32, whatever autocast does around it."""
 
 
 class AttentionView(nn.Module):
@@ -156,9 +157,12 @@ class AttentionView(nn.Module):
         b, n, _, h, w = features.shape
         keys_values = torch.cat([self.key(features.flatten(0, 1)), self.value(features.flatten(0, 1))], 1)
         keys_values = keys_values.unflatten(0, (b, n))  # [B, N, 2C, h, w]
-        uv, seen = self._project(intrinsics.float(), cam_to_ego.float(), camera_mask, h, w)
-        attend = self._attend_dense if static_shapes_wanted(features) else self._attend_gathered
-        attended = attend(keys_values, uv, seen, h, w)  # [B, C, P] float32
+        # camera geometry (pixel coordinates up to ~10^3) and the softmax state in float32 even under
+        # float16/bfloat16 autocast; only the sampling of the key/value maps runs in their dtype
+        with torch.autocast(features.device.type, enabled=False):
+            uv, seen = self._project(intrinsics.float(), cam_to_ego.float(), camera_mask, h, w)
+            attend = self._attend_dense if static_shapes_wanted(features) else self._attend_gathered
+            attended = attend(keys_values, uv, seen, h, w)  # [B, C, P] float32
         bev = attended.to(features.dtype).view(b, -1, *self.grid.size) + self.query[None]
         return self.out(bev)
 
@@ -167,7 +171,7 @@ class AttentionView(nn.Module):
         camera is present and the point is in front of it and near its image, seen [Z, B, N, P]."""
         centers = self.grid.centers(intrinsics.device).reshape(-1, 2).float()  # [P, 2]
         num = centers.shape[0]
-        image_size = centers.new_tensor([w * self.stride, h * self.stride])
+        image_size = self._image_size(centers, h, w)
         margin = self.offsets.abs().max()
         ego_to_cam = rigid_inverse(cam_to_ego)  # [B, N, 4, 4]
         uvs, seens = [], []
@@ -180,6 +184,12 @@ class AttentionView(nn.Module):
             seens.append(near_image & (cam_points[..., 2] > 0.1) & camera_mask[:, :, None])
             uvs.append(uv)
         return torch.stack(uvs), torch.stack(seens)
+
+    def _image_size(self, like: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """(width, height) of the camera images in pixels, [2] float32 on ``like``'s device (filled on
+        the device, not copied from the host, so a CUDA graph can capture it)."""
+        width, height = (like.new_full((), float(v), dtype=torch.float32) for v in (w * self.stride, h * self.stride))
+        return torch.stack([width, height])
 
     def _sample(self, keys_values, uv, valid, image_size):
         """Kernel samples around pixels uv [M, P, 2] of key-value maps [M, 2C, h, w].
@@ -196,7 +206,7 @@ class AttentionView(nn.Module):
     def _attend_dense(self, keys_values, uv, seen, h: int, w: int) -> torch.Tensor:
         """Every cell sampled in every camera, masked: static shapes. Returns [B, C, P] float32."""
         b, n = keys_values.shape[:2]
-        image_size = uv.new_tensor([w * self.stride, h * self.stride])
+        image_size = self._image_size(uv, h, w)
         query = self.query.flatten(1).float()  # [C, P]
         state = self._empty_state(b, uv)
         for z in range(len(self.heights)):
@@ -209,7 +219,7 @@ class AttentionView(nn.Module):
         """Only the cells each camera sees (nonzero, a host synchronization per camera). Returns
         [B, C, P] float32."""
         b, n = keys_values.shape[:2]
-        image_size = uv.new_tensor([w * self.stride, h * self.stride])
+        image_size = self._image_size(uv, h, w)
         query = self.query.flatten(1).float()  # [C, P]
         running_max, total, acc = self._empty_state(b, uv)
         for z in range(len(self.heights)):
@@ -230,7 +240,12 @@ class AttentionView(nn.Module):
         """Online-softmax state over no samples yet: running max [B, P] (a finite stand-in for -inf),
         weight total [B, P] and weighted value sum [B, C, P], float32."""
         c, num = self.query.shape[0], self.query[0].numel()
-        return like.new_full((batch, num), NO_LOGIT), like.new_zeros(batch, num), like.new_zeros(batch, c, num)
+        f32 = {"dtype": torch.float32, "device": like.device}
+        return (
+            torch.full((batch, num), NO_LOGIT, **f32),
+            torch.zeros(batch, num, **f32),
+            torch.zeros(batch, c, num, **f32),
+        )
 
     def _accumulate(self, state, query, inside, keys, values):
         """One step of the softmax over all samples, accumulated (flash-attention style).
