@@ -142,7 +142,8 @@ class TorchBackend:
     @torch.inference_mode()
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         cuda = self.device.type == "cuda"
-        host = {k: batch[k].pin_memory() if cuda else batch[k] for k in ONNX_INPUTS}
+        keys = ONNX_INPUTS + (("lidar",) if self.config.kind == "teacher" else ())
+        host = {k: batch[k].pin_memory() if cuda else batch[k] for k in keys}
         if self.graphs is not None:
             logits, points = self.graphs(host)
         else:

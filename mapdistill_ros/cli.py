@@ -43,7 +43,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     ]
     if args.backend == "onnxruntime" and torch_only:
         print(
-            f"mapdistill replay: error: {' and '.join(torch_only)} apply to the torch backend; "
+            f"mapdistill replay: error: {' and '.join(torch_only)} {'apply' if len(torch_only) > 1 else 'applies'} "
+            "to the torch backend; "
             "an ONNX file has its own",
             file=sys.stderr,
         )
@@ -143,7 +144,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--weights",
         required=True,
-        help="student (or teacher) weights: .safetensors, or .onnx with --backend onnxruntime",
+        help="student weights: .safetensors, or .onnx with --backend onnxruntime",
     )
     p.add_argument(
         "--backend",

@@ -115,20 +115,31 @@ def tf_message(f, transforms: Sequence):
     return f.new("tf2_msgs/msg/TFMessage", transforms=list(transforms))
 
 
-def _points(f, points: np.ndarray) -> list:
-    return [f.new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0) for x, y in points]
+def element_points(f, elements: Sequence[MapElement]) -> list[list]:
+    """Per element its geometry_msgs/Point list (z = 0), built in one pass over one float64 array:
+    the messages of a frame share these lists instead of building them twice."""
+    point = f.cls("geometry_msgs/msg/Point")
+    lengths = [len(e.points) for e in elements]
+    if not elements:
+        return []
+    xy = np.concatenate([np.asarray(e.points, dtype=np.float64).reshape(-1, 2) for e in elements]).tolist()
+    out, start = [], 0
+    for n in lengths:
+        out.append([point(x=x, y=y, z=0.0) for x, y in xy[start : start + n]])
+        start += n
+    return out
 
 
-def map_element_array(f, elements: Sequence[MapElement], stamp: int, frame_id: str):
-    """mapdistill_ros/MapElementArray: one MapElement per element, points at z = 0."""
+def map_element_array(f, elements: Sequence[MapElement], stamp: int, frame_id: str, points: list | None = None):
+    """mapdistill_ros/MapElementArray: one MapElement per element, points at z = 0 (``points``: the
+    elements' Point lists from element_points, when the caller has them)."""
+    points = element_points(f, elements) if points is None else points
+    element = f.cls("mapdistill_ros/msg/MapElement")
     return f.new(
         "mapdistill_ros/msg/MapElementArray",
         header=header(f, stamp, frame_id),
         elements=[
-            f.new(
-                "mapdistill_ros/msg/MapElement", class_id=e.class_id, score=float(e.score), points=_points(f, e.points)
-            )
-            for e in elements
+            element(class_id=e.class_id, score=float(e.score), points=p) for e, p in zip(elements, points, strict=True)
         ],
     )
 
@@ -155,30 +166,46 @@ def ground_truth_from_message(message) -> list[MapElement]:
     return elements
 
 
-def marker_array(f, elements: Sequence[MapElement], stamp: int, frame_id: str, width: float = 0.2):
+def marker_array(
+    f, elements: Sequence[MapElement], stamp: int, frame_id: str, width: float = 0.2, points: list | None = None
+):
     """visualization_msgs/MarkerArray: a DELETEALL, then one LINE_STRIP per element.
 
     Namespace = class name; ids count up per namespace from 0; colour from CLASS_COLORS with the
-    element's score as alpha (at least 0.3, so weak predictions stay visible).
+    element's score as alpha (at least 0.3, so weak predictions stay visible). ``points``: as in
+    map_element_array.
     """
-    markers = [f.new("visualization_msgs/msg/Marker", header=header(f, stamp, frame_id), action=MARKER_DELETEALL)]
+    points = element_points(f, elements) if points is None else points
+    shared = {  # one header, pose and scale object for every marker of the frame
+        "header": header(f, stamp, frame_id),
+        "pose": f.new("geometry_msgs/msg/Pose", orientation=f.new("geometry_msgs/msg/Quaternion", w=1.0)),
+        "scale": f.new("geometry_msgs/msg/Vector3", x=float(width)),
+    }
+    markers = [f.new("visualization_msgs/msg/Marker", header=shared["header"], action=MARKER_DELETEALL)]
     counts = dict.fromkeys(CLASS_NAMES, 0)
-    for element in elements:
+    for element, element_pts in zip(elements, points, strict=True):
         name = element.class_name
         r, g, b, _ = to_rgba(CLASS_COLORS[name])
         markers.append(
             f.new(
                 "visualization_msgs/msg/Marker",
-                header=header(f, stamp, frame_id),
                 ns=name,
                 id=counts[name],
                 type=MARKER_LINE_STRIP,
                 action=MARKER_ADD,
-                pose=f.new("geometry_msgs/msg/Pose", orientation=f.new("geometry_msgs/msg/Quaternion", w=1.0)),
-                scale=f.new("geometry_msgs/msg/Vector3", x=float(width)),
+                **shared,
                 color=f.new("std_msgs/msg/ColorRGBA", r=r, g=g, b=b, a=max(0.3, min(1.0, float(element.score)))),
-                points=_points(f, element.points),
+                points=element_pts,
             )
         )
         counts[name] += 1
     return f.new("visualization_msgs/msg/MarkerArray", markers=markers)
+
+
+def map_messages(f, elements: Sequence[MapElement], stamp: int, frame_id: str, width: float = 0.2) -> tuple:
+    """(MapElementArray, MarkerArray) of one frame, sharing one pass over the points."""
+    points = element_points(f, elements)
+    return (
+        map_element_array(f, elements, stamp, frame_id, points),
+        marker_array(f, elements, stamp, frame_id, width, points),
+    )

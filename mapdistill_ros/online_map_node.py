@@ -11,6 +11,7 @@ the newest set through the model, so a slow model drops stale sets instead of qu
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 
@@ -40,9 +41,14 @@ LOG_THROTTLE_S = 5.0
 class RclpyFactory:
     """The message factory of online_pipeline and messages, for rclpy: "pkg/msg/Name" -> pkg.msg.Name."""
 
-    def new(self, msgtype: str, **fields):
+    @staticmethod
+    @functools.cache
+    def cls(msgtype: str):
         package, _, name = msgtype.split("/")
-        return getattr(importlib.import_module(f"{package}.msg"), name)(**fields)
+        return getattr(importlib.import_module(f"{package}.msg"), name)
+
+    def new(self, msgtype: str, **fields):
+        return self.cls(msgtype)(**fields)
 
 
 class OnlineMapNode(Node):

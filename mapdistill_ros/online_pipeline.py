@@ -9,12 +9,15 @@ stages are timed on a StageTimer; any error propagates to the caller.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from mapdistill_core.checkpoint import CheckpointError
 from mapdistill_core.data.batch import intrinsics_scale, resize_image
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.inference import MapPredictor
@@ -74,6 +77,12 @@ class OnlineResult:
     missing: dict[str, str]
 
 
+@functools.cache
+def decoder_pool() -> ThreadPoolExecutor:
+    """The threads that decode a set's images side by side (one per camera, shared by all pipelines)."""
+    return ThreadPoolExecutor(max_workers=len(CAMERA_NAMES), thread_name_prefix="mapdistill-decode")
+
+
 class OnlinePipeline:
     """Camera messages -> map messages for one synchronized set.
 
@@ -83,6 +92,9 @@ class OnlinePipeline:
         timer: receives the decode, preprocess, inference and postprocess times and frame counts.
         min_cameras: fewest usable cameras (image, CameraInfo and transform) a set may have.
         camera_names: rig order, as the model was trained.
+
+    Raises:
+        CheckpointError: the predictor is a teacher, which needs the LiDAR this pipeline has not.
     """
 
     def __init__(
@@ -96,6 +108,11 @@ class OnlinePipeline:
         min_cameras: int = 1,
         camera_names: Sequence[str] = CAMERA_NAMES,
     ):
+        if predictor.config.kind != "student":
+            raise CheckpointError(
+                f"the weights are a {predictor.config.kind} (cameras + LiDAR); the node and replay feed cameras only, "
+                "so they run students"
+            )
         self.predictor, self.factory, self.timer = predictor, factory, timer
         self.score_threshold, self.output_frame, self.marker_width = score_threshold, output_frame, marker_width
         self.min_cameras, self.camera_names = min_cameras, tuple(camera_names)
@@ -116,16 +133,15 @@ class OnlinePipeline:
         n = len(self.camera_names)
         if len(images) != n or len(infos) != n:
             raise ValueError(f"expected {n} images and CameraInfos, got {len(images)} and {len(infos)}")
-        with self.timer.stage("decode"):
-            rgb = [None if image is None else decode(image) for image in images]
+        with self.timer.stage("decode"):  # the cameras in parallel: OpenCV's decoders release the GIL
+            rgb = list(decoder_pool().map(lambda image: None if image is None else decode(image), images))
         with self.timer.stage("preprocess"):
             sample, mask, missing = self._sample(images, rgb, infos, transforms, stamp_ns)
         with self.timer.stage("inference"):
             (elements,) = self.predictor.predict(sample, self.score_threshold, mask[None])
         with self.timer.stage("postprocess"):
             f, frame = self.factory, self.output_frame
-            array = messages.map_element_array(f, elements, stamp_ns, frame)
-            markers = messages.marker_array(f, elements, stamp_ns, frame, self.marker_width)
+            array, markers = messages.map_messages(f, elements, stamp_ns, frame, self.marker_width)
         self.timer.frame_done(list(missing))
         return OnlineResult(array, markers, elements, missing)
 

@@ -25,6 +25,7 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
+from mapdistill_core.checkpoint import CheckpointError
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
@@ -323,7 +324,10 @@ def replay_bag(
     bag = Path(bag)
     with open_bag(bag) as reader:  # an unreadable bag fails before the weights load or anything is written
         predictor = MapPredictor.from_checkpoint(weights, device, half, model_config, backend, cuda_graphs)
-        replay = BagReplay(predictor, score_threshold, min_cameras)
+        try:
+            replay = BagReplay(predictor, score_threshold, min_cameras)
+        except CheckpointError as e:
+            raise CheckpointError(f"{weights}: {e}") from None
         out.mkdir(parents=True, exist_ok=True)
         with MapBagWriter(out / "predictions") as writer:
             result = replay.run_reader(reader, bag, writer)

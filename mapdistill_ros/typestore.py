@@ -60,6 +60,10 @@ class MessageFactory:
     def __init__(self, typestore: Typestore | None = None):
         self.typestore = typestore or build_typestore()
 
+    def cls(self, msgtype: str):
+        """The message class itself, for hot loops that give every field (no defaults filled in)."""
+        return self.typestore.types[msgtype]
+
     def new(self, msgtype: str, **fields):
         _, definition = self.typestore.fielddefs[msgtype]
         names = {name for name, _ in definition}

@@ -22,6 +22,52 @@ ELEMENTS = [
 ]
 
 
+def per_point_reference(f, elements, stamp, frame_id, width):
+    """The messages as built before element_points: every object made by its own f.new."""
+    points = [[f.new("geometry_msgs/msg/Point", x=float(x), y=float(y), z=0.0) for x, y in e.points] for e in elements]
+    array = f.new(
+        "mapdistill_ros/msg/MapElementArray",
+        header=messages.header(f, stamp, frame_id),
+        elements=[
+            f.new("mapdistill_ros/msg/MapElement", class_id=e.class_id, score=float(e.score), points=p)
+            for e, p in zip(elements, points, strict=True)
+        ],
+    )
+    markers = [f.new("visualization_msgs/msg/Marker", header=messages.header(f, stamp, frame_id), action=3)]
+    counts = {"divider": 0, "ped_crossing": 0, "boundary": 0}
+    for e, p in zip(elements, points, strict=True):
+        r, g, b, _ = to_rgba(CLASS_COLORS[e.class_name])
+        markers.append(
+            f.new(
+                "visualization_msgs/msg/Marker",
+                header=messages.header(f, stamp, frame_id),
+                ns=e.class_name,
+                id=counts[e.class_name],
+                type=4,
+                action=0,
+                pose=f.new("geometry_msgs/msg/Pose", orientation=f.new("geometry_msgs/msg/Quaternion", w=1.0)),
+                scale=f.new("geometry_msgs/msg/Vector3", x=float(width)),
+                color=f.new("std_msgs/msg/ColorRGBA", r=r, g=g, b=b, a=max(0.3, min(1.0, float(e.score)))),
+                points=p,
+            )
+        )
+        counts[e.class_name] += 1
+    return array, f.new("visualization_msgs/msg/MarkerArray", markers=markers)
+
+
+def test_one_pass_message_building_equals_building_every_object_on_its_own():
+    rng = np.random.default_rng(0)
+    elements = ELEMENTS + [
+        MapElement(int(c), rng.normal(size=(20, 2)).astype(np.float32), float(s))
+        for c, s in zip(rng.integers(0, 3, 30), rng.random(30), strict=True)
+    ]
+    for items, stamp in ((elements, 1_500_000_123), ([], 7)):
+        built = messages.map_messages(F, items, stamp, "base_link", 0.25)
+        expected = per_point_reference(F, items, stamp, "base_link", 0.25)
+        for a, b in zip(built, expected, strict=True):  # the same bytes on the wire
+            assert F.typestore.serialize_cdr(a, a.__msgtype__) == F.typestore.serialize_cdr(b, b.__msgtype__)
+
+
 def test_marker_array_deleteall_first_then_one_line_strip_per_element():
     markers = messages.marker_array(F, ELEMENTS, 1_500_000_123, "base_link", width=0.3).markers
     assert markers[0].action == messages.MARKER_DELETEALL

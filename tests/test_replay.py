@@ -8,18 +8,21 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
+from mapdistill_core.checkpoint import save_model
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics import evaluate_vectors
+from mapdistill_core.models.model import build_model
 from mapdistill_ros import topics
 from mapdistill_ros.bag_writer import MapBagWriter
 from mapdistill_ros.cli import main
 from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS, BagError, pair_by_stamp, replay_bag
 from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, sample_frame, write_synthetic_bag
-from tests.model_fixtures import WORLD
+from tests.model_fixtures import TEACHER, WORLD
 from tests.test_bags import read_bag
 
 SCENES, SAMPLES = 2, 3
@@ -147,3 +150,15 @@ def test_a_bad_onnx_file_or_a_torch_only_option_is_one_clear_line(png_bag, tmp_p
     assert "garbage.onnx: onnxruntime cannot load it" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "out2"), "--config", "config/synthetic_student.yaml"]) == 2
     assert "--config applies to the torch backend" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "out3"), "--half", "--cuda-graphs"]) == 2
+    assert "--half and --cuda-graphs apply to the torch backend" in capsys.readouterr().err
+
+
+def test_teacher_weights_are_refused_in_one_line_before_anything_is_written(png_bag, tmp_path, capsys):
+    torch.manual_seed(0)
+    save_model(tmp_path / "teacher.safetensors", build_model(TEACHER))
+    args = ["replay", str(png_bag), "--weights", str(tmp_path / "teacher.safetensors"), "--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "teacher.safetensors: the weights are a teacher (cameras + LiDAR)" in err[0]
+    assert not (tmp_path / "out").exists()

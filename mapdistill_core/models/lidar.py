@@ -34,22 +34,25 @@ class PillarEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, points: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """points: [M, 5] (batch index, x, y, z, intensity)."""
+        """points: [M, 5] (batch index, x, y, z, intensity).
+
+        Points outside the grid or the height range go to one spare pillar that is dropped at the
+        end, rather than being filtered out, so the shapes do not depend on the data (no host
+        synchronization: CUDA graphs can capture it)."""
         cell, inside = self.fine.cell_index(points[:, 1:3])
         inside &= (points[:, 3] >= self.z_range[0]) & (points[:, 3] < self.z_range[1])
-        points, cell = points[inside], cell[inside]
         cells = self.fine.size[0] * self.fine.size[1]
-        pillar = points[:, 0].long() * cells + cell
         total = batch_size * cells
-        count = torch.zeros(total, device=points.device).index_add_(0, pillar, torch.ones_like(points[:, 3]))
-        z_sum = torch.zeros(total, device=points.device).index_add_(0, pillar, points[:, 3])
+        pillar = torch.where(inside, points[:, 0].long() * cells + cell, total)  # [M], total = the spare pillar
+        count = torch.zeros(total + 1, device=points.device).index_add_(0, pillar, torch.ones_like(points[:, 3]))
+        z_sum = torch.zeros(total + 1, device=points.device).index_add_(0, pillar, points[:, 3])
         z_mean = (z_sum / count.clamp(min=1))[pillar]
-        centers = self.fine.centers(points.device).reshape(-1, 2)[cell]
+        centers = self.fine.centers(points.device).reshape(-1, 2)[torch.where(inside, cell, 0)]
         feats = torch.cat(
             [points[:, 1:4], points[:, 4:5] / 255.0, points[:, 1:3] - centers, (points[:, 3] - z_mean)[:, None]], 1
         )
         feats = self.mlp(feats)
-        pooled = feats.new_zeros(total, feats.shape[1])
+        pooled = feats.new_zeros(total + 1, feats.shape[1])
         pooled = pooled.scatter_reduce(0, pillar[:, None].expand_as(feats), feats, "amax", include_self=False)
-        bev = pooled.view(batch_size, *self.fine.size, -1).permute(0, 3, 1, 2)
+        bev = pooled[:total].view(batch_size, *self.fine.size, -1).permute(0, 3, 1, 2)
         return self.net(bev.contiguous())
