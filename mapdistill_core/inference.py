@@ -150,7 +150,11 @@ class TorchBackend:
             inputs = {k: v.to(self.device, non_blocking=True) for k, v in host.items()}
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                 logits, points = self.last_layer(inputs)
-        return logits.cpu(), points.cpu()
+        if not cuda:
+            return logits, points
+        # one device-to-host copy for both outputs
+        host = torch.cat([logits.flatten(1), points.flatten(1)], 1).cpu()
+        return host[:, : logits[0].numel()].view(logits.shape), host[:, logits[0].numel() :].view(points.shape)
 
 
 class OnnxRuntimeBackend:
