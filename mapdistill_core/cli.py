@@ -19,6 +19,7 @@ from mapdistill_core.metrics import (
     load_ground_truth,
     load_predictions,
 )
+from mapdistill_core.options import OptionError, Parser, device, fraction, int_range
 from mapdistill_core.plotting import save_bev_png, save_sample_png
 from mapdistill_core.results import provenance, write_json
 
@@ -89,6 +90,10 @@ def cmd_show_sample(args: argparse.Namespace) -> int:
         from mapdistill_core.data.synthetic.world import SyntheticScene
 
         config = load_config(SyntheticConfig, args.config)
+        if args.sample >= config.samples_per_scene:
+            raise OptionError(
+                f"--sample {args.sample}: a scene of {args.config} has samples 0..{config.samples_per_scene - 1}"
+            )
         sample = SyntheticScene(config, args.split, args.scene).sample(args.sample)
     save_sample_png(args.out, sample, title=f"{sample.token}  ({len(sample.vectors)} ground-truth elements)")
     print(f"wrote {args.out}")
@@ -156,20 +161,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     document["meta"] = provenance(weights=str(args.weights), split=args.split, samples=len(ground_truth))
     write_json(out / "metrics.json", document)
     tokens = list(ground_truth)
-    for token in tokens[:: max(1, len(tokens) // args.pictures)][: args.pictures]:
+    for token in tokens[:: max(1, len(tokens) // max(1, args.pictures))][: args.pictures]:
         save_bev_png(out / f"{token}.png", predictions[token], ground_truth[token], args.score_threshold, token)
     print(f"wrote {out / 'metrics.json'} and {min(args.pictures, len(tokens))} BEV pictures")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import onnx
+
     from mapdistill_core.checkpoint import load_model
     from mapdistill_core.export import check_export, example_batch, export_onnx
 
+    if Path(args.out).is_dir():
+        raise OptionError(f"--out {args.out}: is a folder; give the .onnx file to write")
+    if args.opset > onnx.defs.onnx_opset_version():
+        raise OptionError(
+            f"--opset {args.opset}: onnx {onnx.__version__} knows opsets up to {onnx.defs.onnx_opset_version()}"
+        )
+    print(f"exporting {args.weights} (about half a minute on a CPU) ...", flush=True)
     out = export_onnx(args.weights, args.out, args.opset, args.fp16)
-    print(
-        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opset {args.opset}, {'float16' if args.fp16 else 'float32'})"
+    written = next(
+        o.version for o in onnx.load(str(out), load_external_data=False).opset_import if o.domain in ("", "ai.onnx")
     )
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opset {written}, {'float16' if args.fp16 else 'float32'})")
     model, _ = load_model(args.weights)
     check = check_export(model, out, example_batch(model, batch_size=2))
     if check.ran:
@@ -185,7 +200,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:
     """The parser of every subcommand here; ``extra(subparsers)`` may add more (the ROS-type commands of
     mapdistill_ros.cli, which this ROS-free module cannot import)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mapdistill",
         description="MapDistill: camera+LiDAR teacher to camera-only student distillation for "
         "vectorized HD maps. Each subcommand has its own --help.",
@@ -234,8 +249,12 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     p.add_argument("--config", default="config/synthetic.yaml", help="world config (default: %(default)s)")
     p.add_argument("--split", required=True, choices=["train", "val", "test"], help="which split's seeds to use")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--scenes", type=int, help="number of scenes (default: the config's count for the split)")
-    p.add_argument("--workers", type=int, default=1, help="processes rendering scenes in parallel (default: 1)")
+    p.add_argument(
+        "--scenes", type=int_range(1), help="number of scenes, >= 1 (default: the config's count for the split)"
+    )
+    p.add_argument(
+        "--workers", type=int_range(1), default=1, help="processes rendering scenes in parallel (default: 1)"
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser(
@@ -247,8 +266,10 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     )
     p.add_argument("--config", default="config/synthetic.yaml", help="world config (default: %(default)s)")
     p.add_argument("--split", default="val", choices=["train", "val", "test"], help="split (default: val)")
-    p.add_argument("--scene", type=int, default=0, help="scene index in the split (default: 0)")
-    p.add_argument("--sample", type=int, default=0, help="sample index in the scene (default: 0)")
+    p.add_argument("--scene", type=int_range(0), default=0, help="scene index in the split, >= 0 (default: 0)")
+    p.add_argument(
+        "--sample", type=int_range(0), default=0, help="sample index in the scene, below the world's samples_per_scene"
+    )
     p.add_argument("--file", help="read this .npz sample instead of rendering one")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_show_sample)
@@ -264,8 +285,10 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     p.add_argument("--config", required=True, help="experiment config, e.g. config/synthetic_student.yaml")
     p.add_argument("--out", help="output folder (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from --out's state.safetensors")
-    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda, cuda:1 ...")
-    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps in total (0: all epochs)")
+    p.add_argument("--device", type=device, default="auto", help="auto (cuda if present), cpu, cuda, cuda:1 ...")
+    p.add_argument(
+        "--max-steps", type=int_range(0), default=0, help="stop after this many steps in total (0: all epochs)"
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -307,10 +330,10 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
         "weights, else the synthetic defaults)",
     )
     p.add_argument("--out", default="runs/evaluate", help="output folder (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda ...")
-    p.add_argument("--limit", type=int, default=0, help="evaluate the first N samples only (0: all)")
-    p.add_argument("--pictures", type=int, default=4, help="BEV pictures to write (default: 4)")
-    p.add_argument("--score-threshold", type=float, default=0.3, help="pictures: draw scores >= this")
+    p.add_argument("--device", type=device, default="auto", help="auto (cuda if present), cpu, cuda ...")
+    p.add_argument("--limit", type=int_range(0), default=0, help="evaluate the first N samples only (0: all)")
+    p.add_argument("--pictures", type=int_range(0), default=4, help="BEV pictures to write (default: 4)")
+    p.add_argument("--score-threshold", type=fraction, default=0.3, help="pictures: draw scores >= this, in [0, 1]")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser(
         "export",
@@ -325,7 +348,9 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
         "--weights", required=True, help="student .safetensors (e.g. checkpoints/synthetic_student.safetensors)"
     )
     p.add_argument("--out", required=True, help="ONNX file to write, e.g. student.onnx")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: %(default)s; GridSample needs >= 16)")
+    p.add_argument(
+        "--opset", type=int_range(16), default=18, help="ONNX opset, >= 16 for GridSample (default: %(default)s)"
+    )
     p.add_argument(
         "--fp16",
         action="store_true",
@@ -334,6 +359,10 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     p.set_defaults(func=cmd_export)
     if extra is not None:
         extra(sub)
+    for command in sub.choices.values():  # -v also after the subcommand
+        command.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug messages"
+        )
     return parser
 
 
@@ -341,10 +370,20 @@ def run(args: argparse.Namespace) -> int:
     """Run a parsed subcommand; an input error is one line naming the file and field, exit code 2;
     Ctrl-C exits with 130 after the open writers have closed (bags stay readable, training state
     and results are only ever replaced whole)."""
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    for package in ("mapdistill_core", "mapdistill_ros"):  # -v: our debug messages, not every library's
+        logging.getLogger(package).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.func(args)
-    except (MapFileError, ConfigError, SampleFileError, CheckpointError, FileExistsError, FileNotFoundError) as e:
+    except (
+        MapFileError,
+        ConfigError,
+        SampleFileError,
+        CheckpointError,
+        OptionError,
+        FileExistsError,
+        FileNotFoundError,
+    ) as e:
         print(f"mapdistill {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

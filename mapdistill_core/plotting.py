@@ -81,7 +81,7 @@ def save_bev_png(
     ax.legend(handles=legend_handles(), loc="lower left", fontsize=6, framealpha=0.8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, format="png")
     plt.close(fig)
 
 
@@ -111,5 +111,5 @@ def save_sample_png(path: str | Path, sample: Sample, title: str | None = None) 
     if title:
         fig.suptitle(title, fontsize=9)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path, bbox_inches="tight", format="png")
     plt.close(fig)

@@ -10,6 +10,7 @@ from mapdistill_core.cli import build_parser, run
 from mapdistill_core.config import load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.inference import BACKENDS
+from mapdistill_core.options import device, fraction, int_range
 from mapdistill_ros.bag_writer import STORAGES
 
 
@@ -105,8 +106,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", default="config/synthetic.yaml", help="synthetic world config (default: %(default)s)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default: %(default)s)")
-    p.add_argument("--scenes", type=int, default=1, help="scenes to render (default: %(default)s)")
-    p.add_argument("--samples", type=int, default=0, help="samples per scene (default: the world's)")
+    p.add_argument("--scenes", type=int_range(1), default=1, help="scenes to render (default: %(default)s)")
+    p.add_argument("--samples", type=int_range(0), default=0, help="samples per scene (default 0: the world's)")
     add_bag_output(p)
     p.add_argument(
         "--image-format", default="jpeg", choices=("jpeg", "png"), help="image encoding (default: %(default)s)"
@@ -154,15 +155,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", help="torch backend: model config YAML (default: the config stored in the weights)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda ... (default: %(default)s)")
+    p.add_argument(
+        "--device", type=device, default="auto", help="auto (cuda if present), cpu, cuda ... (default: %(default)s)"
+    )
     p.add_argument(
         "--score-threshold",
-        type=float,
+        type=fraction,
         default=0.0,
         help="keep elements scoring at least this (default: %(default)s: every prediction, as MapTR scores them; "
         "the pictures show those above 0.3)",
     )
-    p.add_argument("--min-cameras", type=int, default=4, help="fewest cameras a set may have (default: %(default)s)")
+    p.add_argument(
+        "--min-cameras",
+        type=int_range(1, 6),
+        default=4,
+        help="fewest cameras a set may have, 1..6 (default: %(default)s)",
+    )
     p.add_argument("--no-pictures", action="store_true", help="skip the BEV PNGs and GIFs")
     p.add_argument("--half", action="store_true", help="torch backend: float16 autocast (GPU only)")
     p.add_argument(

@@ -1,0 +1,75 @@
+"""Bad options: one line naming the option, exit code 2, before any work; -v after the subcommand;
+written files get the usual mode."""
+
+import os
+import stat
+
+import pytest
+
+from mapdistill_core.atomic import atomic_output
+from mapdistill_ros.cli import main
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("generate --split train --out {tmp}/g --scenes -1", "argument --scenes: must be >= 1, got -1"),
+        ("generate --split train --out {tmp}/g --scenes 0", "argument --scenes: must be >= 1, got 0"),
+        ("generate --split train --out {tmp}/g --workers -2", "argument --workers: must be >= 1, got -2"),
+        ("train --config c.yaml --max-steps -5", "argument --max-steps: must be >= 0, got -5"),
+        ("evaluate --weights w --limit -3", "argument --limit: must be >= 0, got -3"),
+        ("evaluate --weights w --pictures -1", "argument --pictures: must be >= 0, got -1"),
+        ("replay bag --weights w --out {tmp}/o --score-threshold 2", "argument --score-threshold: must be in [0, 1]"),
+        ("replay bag --weights w --out {tmp}/o --min-cameras 7", "argument --min-cameras: must be in 1..6, got 7"),
+        ("replay bag --weights w --out {tmp}/o --device bogus", "argument --device: expected auto, cpu, cuda"),
+        ("synthetic2bag --samples -3 --out {tmp}/b", "argument --samples: must be >= 0, got -3"),
+        ("export --weights w --out {tmp}/s.onnx --opset 5", "argument --opset: must be >= 16, got 5"),
+        ("show-sample --scene -1 --out {tmp}/s.png", "argument --scene: must be >= 0, got -1"),
+        ("show-sample --config config/synthetic_train_world.yaml --sample 999 --out {tmp}/s.png", "--sample 999"),
+        ("export --weights checkpoints/synthetic_student.safetensors --out {tmp}", "is a folder"),
+    ],
+)
+def test_a_bad_option_is_one_line_naming_it_and_nothing_is_written(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    before = set(tmp_path.iterdir())
+    try:
+        code = main(args.format(tmp=tmp_path).split())
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_cuda_on_a_machine_without_it_is_refused_up_front(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit) as exit_:
+        main(["replay", "bag", "--weights", "w", "--out", "o", "--device", "cuda"])
+    assert exit_.value.code == 2
+    assert "argument --device: 'cuda': this torch" in capsys.readouterr().err
+
+
+def test_verbose_works_after_the_subcommand_too(tmp_path, capsys):
+    for args in (["-v", "show-sample"], ["show-sample", "-v"]):
+        out = tmp_path / f"{len(args[0])}.png"
+        assert main([*args, "--config", "config/synthetic_train_world.yaml", "--out", str(out)]) == 0
+        assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_show_sample_writes_exactly_the_path_it_names(tmp_path):
+    assert main(["show-sample", "--config", "config/synthetic_train_world.yaml", "--out", str(tmp_path / "foo")]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["foo"]
+
+
+def test_atomically_written_files_get_the_umask_mode(tmp_path):
+    old = os.umask(0o027)
+    try:
+        with atomic_output(tmp_path / "a.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o640
