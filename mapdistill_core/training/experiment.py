@@ -506,8 +506,9 @@ class Scheduler:
         return None
 
     def run(self) -> None:
-        overall = tqdm(total=sum(self.steps.values()), desc="plan", unit="step", position=0)
-        overall.update(sum(current_step(self.experiment.out / n) for n in self.steps))
+        done = sum(current_step(self.experiment.out / n) for n in self.steps)
+        # steps trained before this start count as done but not into the rate (and the ETA)
+        overall = tqdm(total=sum(self.steps.values()), initial=done, desc="plan", unit="step", position=0)
         try:
             while self.queue or self.active:
                 while len(self.active) < self.parallel and not self.failed:
