@@ -350,29 +350,15 @@ class Experiment:
         return write_report(self.plan, self.plan_path, records, pending, self.full_setting, self.architecture())
 
     def architecture(self) -> dict[str, dict]:
-        """Parameters and forward latency (random weights, one rendered test sample, batch 1) of the
-        teacher and student architectures, timed side by side on this machine."""
-        import torch
-
-        from mapdistill_core.data.batch import collate, to_device
-        from mapdistill_core.inference import resolve_device
+        """Parameter counts (millions) of the teacher and student architectures. Speed is measured
+        by ``make bench`` (benchmarks/run_all.py), side by side, not here."""
         from mapdistill_core.models.model import build_model
-        from mapdistill_core.profiling import forward_latency_ms
-        from mapdistill_core.training.datasets import first_sample
 
-        device = resolve_device(self.plan.device)
-        teacher = self.spec(next(s.name for s in self.specs if s.kind == "teacher")).config
-        sample = first_sample(self.student_config.data, "test")
-        out = {}
-        for name, config in (("teacher", teacher.model), ("student", self.student_config.model)):
-            torch.manual_seed(0)
-            model = build_model(config).to(device).eval()
-            batch = collate([sample], config.image_size, model.grid, config.decoder.num_points, False)
-            out[name] = {
-                "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-                "latency_ms": forward_latency_ms(model, to_device(batch, device), device, warmup=2, iters=5),
-            }
-        return out
+        teacher = next(s for s in self.specs if s.kind == "teacher").config.model
+        return {
+            name: {"params_m": sum(p.numel() for p in build_model(config).parameters()) / 1e6}
+            for name, config in (("teacher", teacher), ("student", self.student_config.model))
+        }
 
     def ship(self, spec: RunSpec) -> None:
         """After ``spec`` finished: copy its weights to the checkpoints folder if it is the best of

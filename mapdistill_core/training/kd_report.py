@@ -83,10 +83,10 @@ def _pct(value: float | None, digits: int = 1) -> str:
 
 
 def main_table(records: dict[str, dict], summary: dict, architecture: dict[str, dict]) -> str:
-    """AP per class and threshold (mean over seeds), test mAP mean ± std, params and latency."""
+    """AP per class and threshold (mean over seeds), test mAP mean ± std, val mAP and parameters."""
     keys = [f"{t:.1f}" for t in THRESHOLDS]
     head = ["model", "seeds"] + [f"{c} @{k}" for c in CLASS_NAMES for k in keys]
-    head += ["test mAP", "val mAP", "params (M)", "latency (ms)"]
+    head += ["test mAP", "val mAP", "params (M)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     kinds = [k for k in (*MAIN_KINDS, "relation", "feature", "head") if k in summary]
     for kind in kinds:
@@ -103,7 +103,6 @@ def main_table(records: dict[str, dict], summary: dict, architecture: dict[str, 
             f"**{_pct(s['mAP_mean'])}**{spread}",
             _pct(float(np.mean([r["val_mAP"] for r in rows]))),
             f"{arch['params_m']:.2f}" if arch else "n/a",
-            f"{arch['latency_ms']:.1f}" if arch else "n/a",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -238,8 +237,8 @@ def write_report(
             pending_text,
             "## Test mAP (checkpoint selected on val, test evaluated once)\n",
             table,
-            "Latency: one forward of the architecture (random weights, one sample, batch 1), timed by the report "
-            "on the machine that wrote it.\n",
+            "AP in %, mean over the seeds listed; ± is the standard deviation over seeds. Speed: see README's "
+            "`make bench` table.\n",
             "## Distilled against student, seed by seed\n",
             comparison_text(summary),
             "## Distillation setting grid (val only)\n",
