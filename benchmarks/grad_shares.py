@@ -1,0 +1,73 @@
+"""Each distillation term's share of the student's gradient norm, on a few train batches.
+
+Prints the shares at the distillation setting of an experiment plan, and with lambda_1 = 1 for the
+relation KL summed over the map's rows (what the code does) and averaged over them (what it did
+before): the measurement behind the plan's lambda_1. A share under 1 % means a mis-scaled term.
+
+    python benchmarks/grad_shares.py [--teacher checkpoints/synthetic_teacher.safetensors]
+        [--student-state runs/experiment_synthetic/student-s0/state.safetensors] [--batches 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from mapdistill_core.checkpoint import load_model, load_weights, read_safetensors
+from mapdistill_core.config import load_config
+from mapdistill_core.data.batch import collate
+from mapdistill_core.distill.config import DistillConfig
+from mapdistill_core.distill.distiller import Distiller
+from mapdistill_core.models.model import build_model
+from mapdistill_core.training.config import ExperimentConfig
+from mapdistill_core.training.datasets import build_dataset
+from mapdistill_core.training.experiment import ExperimentPlan
+from mapdistill_core.training.trainer import gradient_shares
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plan", default="config/experiment_synthetic.yaml", help="experiment plan")
+    parser.add_argument("--teacher", default="checkpoints/synthetic_teacher.safetensors", help="teacher weights")
+    parser.add_argument("--student-state", help="a student run's state.safetensors (default: a fresh student)")
+    parser.add_argument("--batches", type=int, default=2, help="train batches to average over")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    plan = load_config(ExperimentPlan, args.plan)
+    config = load_config(ExperimentConfig, plan.student)
+    torch.manual_seed(args.seed)
+    student = build_model(config.model)
+    if args.student_state:
+        tensors, _ = read_safetensors(args.student_state)
+        load_weights(student, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, args.student_state)
+    teacher, _ = load_model(args.teacher)
+    dataset = build_dataset(config.data, "train")
+    generator = torch.Generator().manual_seed(args.seed)
+    order = torch.randperm(len(dataset), generator=generator).tolist()
+    setting = {"relation": 1.0, "feature": 1.0, "head": 1.0} | dict(plan.distill)
+    variants = {
+        f"plan ({', '.join(f'{k} {v}' for k, v in setting.items())})": (setting, False),
+        "lambda_1 = 1, KL summed over rows": (setting | {"relation": 1.0}, False),
+        "lambda_1 = 1, KL averaged over rows (before)": (setting | {"relation": 1.0}, True),
+    }
+    size = config.train.batch_size
+    for name, (values, averaged) in variants.items():
+        distiller = Distiller(DistillConfig(args.teacher, **values), config.model, teacher)
+        totals: dict[str, float] = {}
+        for b in range(args.batches):
+            samples = [dataset[i] for i in order[b * size : (b + 1) * size]]
+            batch = collate(samples, config.model.image_size, student.grid, config.model.decoder.num_points)
+            terms, _ = distiller(student(batch), batch, student)
+            if averaged:  # divide by the rows' count: BEV patches of relation_patch cells a side
+                rows = (config.model.bev_size[0] // values["relation_patch"]) * (
+                    config.model.bev_size[1] // values["relation_patch"]
+                )
+                terms = terms | {"relation": terms["relation"] / rows}
+            for term, share in gradient_shares(terms, list(student.parameters())).items():
+                totals[term] = totals.get(term, 0.0) + share / args.batches
+        print(f"{name}: " + ", ".join(f"{t} {100 * s:.1f} %" for t, s in totals.items()))
+
+
+if __name__ == "__main__":
+    main()
