@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from mapdistill_core.checkpoint import CheckpointError, load_model, load_weights, save_model
+from mapdistill_core.checkpoint import CheckpointError, load_model, load_weights, read_extra, save_model
 from mapdistill_core.cli import main
 from mapdistill_core.config import load_config
 from mapdistill_core.models.model import build_model
@@ -34,6 +34,15 @@ def test_resume_continues_from_the_saved_step(tmp_path):
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=name)
     assert resumed.position["step"] == 5 and resumed.position["epoch"] == 1  # 4 steps per epoch
+
+
+def test_a_run_cut_short_by_max_steps_is_validated_and_keeps_a_best_checkpoint(tmp_path):
+    config = load_config(ExperimentConfig, experiment_yaml(tmp_path, epochs=2, val_every=1))
+    run = Trainer(config, tmp_path / "short", "cpu", max_steps=2, progress=False).run()
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    (val,) = [r for r in records if "val" in r]
+    assert val["step"] == 2 and val["epoch"] == 0.5  # 4 steps per epoch
+    assert read_extra(run / "best.safetensors")["epoch"] == 0.5 and (run / "last.safetensors").exists()
 
 
 def test_a_full_run_writes_weights_and_validates(tmp_path):

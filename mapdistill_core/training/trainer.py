@@ -104,7 +104,8 @@ class Trainer:
 
     Args:
         loss_fn: the loss (default: the map loss of the model config); distillation passes its own.
-        max_steps: stop after this many optimizer steps in total (0: run all epochs).
+        max_steps: stop after this many optimizer steps in total (0: run all epochs); a run cut short
+            this way is validated where it stops, so it has a best.safetensors like a full run.
     """
 
     def __init__(
@@ -277,9 +278,10 @@ class Trainer:
         while self.position["epoch"] < t.epochs and not done:
             epoch = self.position["epoch"]
             self.sampler.set_epoch(epoch, self.position["batch"] * t.batch_size)
+            left = self.max_steps - self.position["step"] if self.max_steps else self.steps_per_epoch
             bar = tqdm(
                 self.loader,
-                total=self.steps_per_epoch,
+                total=min(self.steps_per_epoch, self.position["batch"] + left),
                 initial=self.position["batch"],
                 desc=f"epoch {epoch + 1}/{t.epochs}",
                 unit="step",
@@ -308,6 +310,8 @@ class Trainer:
                 self.position.update(epoch=epoch + 1, batch=0)
                 if self.val_set is not None and (epoch + 1) % t.val_every == 0:
                     self.validate(epoch + 1)
+            elif self.val_set is not None:  # cut short by max_steps: validated (and best saved) where it stops
+                self.validate(epoch + self.position["batch"] / self.steps_per_epoch)
             self.save()
         if self.main:
             save_model(self.out / "last.safetensors", self.model, {"step": self.position["step"]})
