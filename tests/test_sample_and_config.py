@@ -126,6 +126,13 @@ def test_generate_and_show_sample_commands(tmp_path, capsys):
     assert main(["show-sample", "--file", str(tmp_path / "data/synthetic-test-00000/001.npz"), "--out", str(png)]) == 0
     assert matplotlib.image.imread(png).shape[1] > 800
     assert main(["show-sample", "--config", str(config), "--split", "val", "--out", str(png)]) == 0
+    other = tmp_path / "other.yaml"
+    other.write_text("image_height: 40\nimage_width: 88\nlidar_azimuth_steps: 180\nsamples_per_scene: 2\n")
+    index = (tmp_path / "data" / "index.json").read_text()
+    args = ["generate", "--config", str(other), "--split", "test", "--scenes", "1", "--out", str(tmp_path / "data")]
+    assert main(args) == 2
+    assert "generated from another world config" in capsys.readouterr().err
+    assert (tmp_path / "data" / "index.json").read_text() == index  # refused, not rewritten
     config.write_text("image_hieght: 32\n")
     assert main(["generate", "--config", str(config), "--split", "test", "--out", str(tmp_path / "x")]) == 2
     assert "unknown key 'image_hieght'" in capsys.readouterr().err
