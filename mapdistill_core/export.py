@@ -27,7 +27,7 @@ from torch import nn
 from mapdistill_core.atomic import atomic_output
 from mapdistill_core.checkpoint import CheckpointError, load_model
 from mapdistill_core.config import config_to_dict
-from mapdistill_core.data.batch import collate
+from mapdistill_core.data.batch import collate, placeholder_intrinsics
 from mapdistill_core.data.sample import Sample
 from mapdistill_core.inference import ONNX_FORMAT, ONNX_INPUTS, ONNX_OUTPUTS, OnnxRuntimeBackend, TorchBackend
 from mapdistill_core.map_elements import CLASS_NAMES
@@ -125,7 +125,7 @@ def example_batch(model: MapModel, batch_size: int = 1, samples: list[Sample] | 
         rng = np.random.default_rng(0)
         n = 6
         height, width = model.config.image_size
-        k = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float32)
+        k = placeholder_intrinsics((height, width))
         pose = np.eye(4, dtype=np.float32)
         pose[:3, :3] = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]]  # optical frame looking forward
         samples = [

@@ -18,8 +18,8 @@ import torch
 
 from mapdistill_core.checkpoint import CheckpointError, load_model
 from mapdistill_core.config import ConfigError, config_from_dict, load_config
-from mapdistill_core.data.batch import collate
-from mapdistill_core.data.sample import Sample
+from mapdistill_core.data.batch import collate, placeholder_intrinsics
+from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.map_elements import CLASS_NAMES, MapElement
 from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.models.config import ModelConfig
@@ -272,6 +272,21 @@ class MapPredictor:
         config = load_config(ExperimentConfig, model_config).model if model_config else None
         model, _ = load_model(path, target, config)
         return cls(TorchBackend(model, target, half, cuda_graphs))
+
+    def warm_up(self, iterations: int = 2) -> None:
+        """Run the model on a blank set of cameras (allocations, kernel autotuning and, with
+        cuda_graphs, the capture happen here) so that the first real frame is not the slow one."""
+        height, width = self.config.image_size
+        n = len(CAMERA_NAMES)
+        batch = {
+            "images": torch.zeros(1, n, 3, height, width),
+            "intrinsics": torch.from_numpy(placeholder_intrinsics((height, width))).expand(1, n, 3, 3).contiguous(),
+            "cam_to_ego": torch.eye(4).expand(1, n, 4, 4).contiguous(),
+            "camera_mask": torch.ones(1, n, dtype=torch.bool),
+            "lidar": torch.zeros(0, 5),
+        }
+        for _ in range(iterations):
+            self.backend(batch)
 
     def predict(
         self, samples: Sample | list[Sample], score_threshold: float = 0.0, camera_mask: np.ndarray | None = None

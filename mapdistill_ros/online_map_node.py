@@ -81,6 +81,7 @@ class OnlineMapNode(Node):
             params["marker_width"],
             params["min_cameras"],
         )
+        predictor.warm_up()  # before subscribing: the first camera set then costs one forward
         self.assembler = FrameAssembler(
             len(CAMERA_NAMES), params["sync_slop_s"], params["min_cameras"], params["queue_size"]
         )

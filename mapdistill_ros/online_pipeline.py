@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mapdistill_core.checkpoint import CheckpointError
-from mapdistill_core.data.batch import intrinsics_scale, resize_image
+from mapdistill_core.data.batch import intrinsics_scale, placeholder_intrinsics, resize_image
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
@@ -149,7 +149,7 @@ class OnlinePipeline:
         """The Sample at the model's image size, the camera mask bool [N] and why each masked camera is."""
         height, width = self.predictor.config.image_size
         n = len(self.camera_names)
-        placeholder = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float32)
+        placeholder = placeholder_intrinsics((height, width))
         pixels = np.zeros((n, height, width, 3), dtype=np.uint8)
         ks, poses = np.tile(placeholder, (n, 1, 1)), np.tile(np.eye(4, dtype=np.float32), (n, 1, 1))
         mask, reasons = np.zeros(n, dtype=bool), {}

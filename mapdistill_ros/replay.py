@@ -202,6 +202,7 @@ class BagReplay:
         wanted = {*images, *infos, topics.TF_STATIC, topics.GT_ELEMENTS, topics.GT_MARKERS}
         connections = [c for c in reader.connections if c.topic in wanted]
         total = sum(c.msgcount for c in connections)
+        self.pipeline.predictor.warm_up()  # the first frame's latency is then the model's, not its start-up
         stream = iter(tqdm(reader.messages(connections), total=total, desc="replay", unit="msg"))
         try:
             self._replay(bag, reader, stream, images, infos, result, writer)

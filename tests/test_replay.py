@@ -20,7 +20,7 @@ from mapdistill_core.models.model import build_model
 from mapdistill_ros import topics
 from mapdistill_ros.bag_writer import MapBagWriter
 from mapdistill_ros.cli import main
-from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS, BagError, pair_by_stamp, replay_bag
+from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS, BagError, BagReplay, pair_by_stamp, replay_bag
 from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, sample_frame, write_synthetic_bag
 from tests.model_fixtures import TEACHER, WORLD
 from tests.test_bags import read_bag
@@ -162,3 +162,22 @@ def test_teacher_weights_are_refused_in_one_line_before_anything_is_written(png_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "teacher.safetensors: the weights are a teacher (cameras + LiDAR)" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_replay_warms_the_model_up_before_it_times_any_frame(png_bag, weights, samples):
+    predictor = MapPredictor.from_checkpoint(weights, "cpu")
+    calls = []
+    run = predictor.backend.__call__
+
+    class CountingBackend:  # the real backend, with its calls counted
+        config, device, half = predictor.backend.config, predictor.backend.device, predictor.backend.half
+
+        def __call__(self, batch):
+            calls.append(batch["images"].abs().sum().item() == 0)  # a blank set or a real one
+            return run(batch)
+
+    predictor.backend = CountingBackend()
+    replay = BagReplay(predictor, score_threshold=0.0, min_cameras=6)
+    result = replay.run(png_bag)
+    assert calls[:2] == [True, True] and not any(calls[2:])  # two blank warm-up sets first
+    assert len(calls) == 2 + len(samples) == 2 + result.timing["stages"]["inference"]["count"]

@@ -42,6 +42,13 @@ def intrinsics_scale(image_hw: tuple[int, int], size: tuple[int, int]) -> np.nda
     return np.diag([width / w, height / h, 1.0])
 
 
+def placeholder_intrinsics(size: tuple[int, int]) -> np.ndarray:
+    """float32 [3, 3] K of a camera with no calibration (a masked camera, a blank warm-up set): a
+    valid pinhole at image ``size`` (H, W), focal length = width, principal point in the centre."""
+    height, width = size
+    return np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float32)
+
+
 def prepare_images(images: np.ndarray, intrinsics: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Resize uint8 [N, h, w, 3] images to ``size`` (H, W) and scale the intrinsics to match.
 
