@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from mapdistill_core.config import ConfigError, config_from_dict, load_config
+from mapdistill_core.config import ConfigError, config_from_dict, config_to_dict, load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.data.synthetic.generate import generate_split
 from mapdistill_core.data.synthetic_dataset import INDEX_FILE, SyntheticDataset, read_index
@@ -22,34 +23,46 @@ def _nuscenes_source(dataroot: str, version: str, lidar_sweeps: int):
     return NuScenesSource(dataroot, version, lidar_sweeps=lidar_sweeps)
 
 
-def build_dataset(data: DataConfig, split: str) -> Dataset:
+def build_dataset(data: DataConfig, split: str, world: SyntheticConfig | None = None, max_samples: int = 0) -> Dataset:
     """The samples of ``split``.
 
     nuScenes: the key frames of the official split (mini_train / mini_val for v1.0-mini) at the
     images' own resolution; collate resizes them to the model's.
 
-    Synthetic: a split that is missing from ``data.root``, or has fewer scenes than asked, is
-    generated there first (with a progress bar); a folder generated from another world config is
-    an error rather than a silent mix.
+    Synthetic: the world is ``world`` if given, else the file ``data.world``. A split that is missing
+    from ``data.root``, or has fewer scenes than asked, is generated there first (with a progress
+    bar); ``max_samples`` > 0 asks for only the scenes that hold the first ``max_samples`` samples.
+    A folder generated from another world config is an error rather than a silent mix.
     """
     if data.dataset == "nuscenes":
         from mapdistill_core.data.nuscenes import NuScenesDataset
 
         return NuScenesDataset(_nuscenes_source(data.dataroot, data.version, data.lidar_sweeps), split)
-    world = load_config(SyntheticConfig, data.world)
+    source = "the world config in the weights" if world is not None else data.world
+    world = world if world is not None else load_config(SyntheticConfig, data.world)
     scenes = {"train": data.train_scenes, "val": data.val_scenes, "test": data.test_scenes}[split]
     scenes = scenes or world.scenes.get(split, 0)
+    if max_samples > 0:
+        scenes = min(scenes, math.ceil(max_samples / world.samples_per_scene))
     folder = Path(data.root) / split
     if (folder / INDEX_FILE).exists():
         index = read_index(folder)
         if config_from_dict(SyntheticConfig, index["config"], str(folder / INDEX_FILE)) != world:
             raise ConfigError(
-                f"{folder}: generated from another world config than {data.world}; delete it or set data.root"
+                f"{folder}: generated from another world config than {source}; delete it or set data.root"
             )
         if index["scenes"] >= scenes:
             return SyntheticDataset(None, split, scenes, root=folder)
     generate_split(world, split, folder, scenes)
     return SyntheticDataset(None, split, scenes, root=folder)
+
+
+def data_metadata(dataset: Dataset) -> dict:
+    """What a checkpoint records of the data it was trained on: the synthetic world config, so that
+    ``evaluate`` can rebuild the same world (nuScenes: nothing; its splits are fixed)."""
+    if isinstance(dataset, SyntheticDataset):
+        return {"world": config_to_dict(dataset.config)}
+    return {}
 
 
 def first_sample(data: DataConfig, split: str):

@@ -37,7 +37,7 @@ from mapdistill_core.models.criterion import MapCriterion
 from mapdistill_core.models.model import MapModel, build_model
 from mapdistill_core.results import provenance
 from mapdistill_core.training.config import ExperimentConfig
-from mapdistill_core.training.datasets import build_dataset
+from mapdistill_core.training.datasets import build_dataset, data_metadata
 from mapdistill_core.training.evaluation import evaluate_model
 from mapdistill_core.training.state import load_state, save_state
 
@@ -137,6 +137,7 @@ class Trainer:
             if self.world > 1:
                 dist.barrier()
         self.val_set = build_dataset(config.data, "val") if self.rank == 0 and config.train.val_every > 0 else None
+        self.data_metadata = data_metadata(self.train_set)
         t = config.train
         self.sampler = EpochSampler(len(self.train_set), self.rank, self.world, t.seed)
         self.loader = DataLoader(
@@ -258,7 +259,11 @@ class Trainer:
         self.log({"epoch": epoch, "step": self.position["step"], "val": result.to_dict()})
         if result.mean_ap > self.position["best_map"]:
             self.position["best_map"] = result.mean_ap
-            save_model(self.out / "best.safetensors", self.model, {"epoch": epoch, "val_mAP": result.mean_ap})
+            save_model(
+                self.out / "best.safetensors",
+                self.model,
+                {"epoch": epoch, "val_mAP": result.mean_ap, **self.data_metadata},
+            )
         if self.progress:
             tqdm.write(
                 f"epoch {epoch}: val mAP {100 * result.mean_ap:.1f} (best {100 * self.position['best_map']:.1f})"
@@ -314,7 +319,7 @@ class Trainer:
                 self.validate(epoch + self.position["batch"] / self.steps_per_epoch)
             self.save()
         if self.main:
-            save_model(self.out / "last.safetensors", self.model, {"step": self.position["step"]})
+            save_model(self.out / "last.safetensors", self.model, {"step": self.position["step"], **self.data_metadata})
         if self.world > 1:
             self.log({"step": self.position["step"], "replicas_identical": replicas_identical(self.model)})
         return self.out
