@@ -18,6 +18,7 @@ from mapdistill_core.config import ConfigError, config_from_dict, config_to_dict
 from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.models.config import ModelConfig
 from mapdistill_core.models.model import MapModel, build_model
+from mapdistill_core.resources import resolve
 
 FORMAT = "mapdistill.model/1"
 
@@ -43,11 +44,27 @@ def save_model(path: str | Path, model: MapModel, extra: dict | None = None) -> 
     atomic_save(model.state_dict(), path, metadata)
 
 
+def weights_file(path: str | Path) -> Path:
+    """The weights ``path`` names: the file itself, else the shipped weights of that name
+    (``synthetic_student.safetensors`` or ``checkpoints/synthetic_student.safetensors`` work from
+    any folder and from a pip or colcon install)."""
+    try:
+        return Path(resolve(path, "checkpoints"))
+    except FileNotFoundError as e:
+        raise CheckpointError(str(e)) from None
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """All tensors and the metadata of a safetensors file, with a clear error for anything else."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
+    path = weights_file(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
@@ -66,22 +83,16 @@ def _metadata_json(metadata: dict[str, str], key: str, default: str, path: str |
 
 
 def read_extra(path: str | Path) -> dict:
-    """The ``extra`` metadata of a model checkpoint (epoch, val_mAP, ...), without its tensors."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    """The ``extra`` metadata of a model checkpoint (epoch, val_mAP, world, ...), without its tensors."""
+    path = weights_file(path)
+    metadata = _metadata(path)
     return _metadata_json(metadata, "extra", "{}", path)
 
 
 def read_model_config(path: str | Path) -> ModelConfig:
     """The model config a checkpoint was written with, without its tensors."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    path = weights_file(path)
+    metadata = _metadata(path)
     try:
         return config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
     except (KeyError, json.JSONDecodeError, ConfigError) as e:
@@ -95,6 +106,7 @@ def load_model(
 
     Returns the model (eval mode, on ``device``) and the checkpoint's ``extra`` metadata.
     """
+    path = weights_file(path)
     tensors, metadata = read_safetensors(path)
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: metadata 'format' is {metadata.get('format')!r}, expected '{FORMAT}'")

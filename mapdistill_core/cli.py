@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mapdistill_core.checkpoint import CheckpointError
-from mapdistill_core.config import ConfigError, load_config
+from mapdistill_core.config import ConfigError, config_from_dict, load_config
 from mapdistill_core.data.sample import SampleFileError, load_sample
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.metrics import (
@@ -143,16 +143,27 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from mapdistill_core.checkpoint import load_model
     from mapdistill_core.inference import resolve_device
+    from mapdistill_core.metrics.maptr_json import ground_truth_document, predictions_document
     from mapdistill_core.training.config import DataConfig, ExperimentConfig
     from mapdistill_core.training.datasets import build_dataset
     from mapdistill_core.training.evaluation import predict_dataset
 
     device = resolve_device(args.device)
-    model, _ = load_model(args.weights, device)
+    model, extra = load_model(args.weights, device)
     run_config = Path(args.weights).parent / "config.yaml"
-    config = args.config or (run_config if run_config.exists() else None)
-    data = load_config(ExperimentConfig, config).data if config else DataConfig()
-    dataset = build_dataset(data, args.split)
+    world = None
+    if args.config:
+        data = load_config(ExperimentConfig, args.config).data
+    elif run_config.exists() or "world" in extra:
+        data = load_config(ExperimentConfig, run_config).data if run_config.exists() else DataConfig()
+        if "world" in extra:
+            world = config_from_dict(SyntheticConfig, extra["world"], f"{args.weights}: metadata extra.world")
+    else:
+        raise CheckpointError(
+            f"{args.weights}: records no world config (written before checkpoints did); pass --config with "
+            "the experiment config it was trained with, e.g. config/synthetic_student.yaml"
+        )
+    dataset = build_dataset(data, args.split, world, max_samples=args.limit)
     predictions, ground_truth = predict_dataset(model, dataset, device, limit=args.limit)
     result = evaluate_vectors(predictions, ground_truth)
     print(format_table(result))
@@ -160,10 +171,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     document = result.to_dict()
     document["meta"] = provenance(weights=str(args.weights), split=args.split, samples=len(ground_truth))
     write_json(out / "metrics.json", document)
+    write_json(out / "predictions.json", predictions_document(predictions, document["meta"]))
+    write_json(out / "ground_truth.json", ground_truth_document(ground_truth))
     tokens = list(ground_truth)
     for token in tokens[:: max(1, len(tokens) // max(1, args.pictures))][: args.pictures]:
         save_bev_png(out / f"{token}.png", predictions[token], ground_truth[token], args.score_threshold, token)
-    print(f"wrote {out / 'metrics.json'} and {min(args.pictures, len(tokens))} BEV pictures")
+    print(
+        f"wrote {out / 'metrics.json'}, predictions.json and ground_truth.json (MapTR formats) and "
+        f"{min(args.pictures, len(tokens))} BEV pictures"
+    )
     return 0
 
 
@@ -246,7 +262,11 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
         "write one compressed .npz per sample plus index.json. Deterministic: the same config and split "
         "give the same bytes. Samples already in OUT are kept, so an interrupted run can be re-run.",
     )
-    p.add_argument("--config", default="config/synthetic.yaml", help="world config (default: %(default)s)")
+    p.add_argument(
+        "--config",
+        default="config/synthetic.yaml",
+        help="world config, a file or a shipped name (default: %(default)s)",
+    )
     p.add_argument("--split", required=True, choices=["train", "val", "test"], help="which split's seeds to use")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
@@ -264,7 +284,11 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
         "LiDAR coloured by intensity under the ground-truth vectors. The sample is rendered from the "
         "synthetic world (--config/--split/--scene/--sample) or read from a file (--file).",
     )
-    p.add_argument("--config", default="config/synthetic.yaml", help="world config (default: %(default)s)")
+    p.add_argument(
+        "--config",
+        default="config/synthetic.yaml",
+        help="world config, a file or a shipped name (default: %(default)s)",
+    )
     p.add_argument("--split", default="val", choices=["train", "val", "test"], help="split (default: val)")
     p.add_argument("--scene", type=int_range(0), default=0, help="scene index in the split, >= 0 (default: 0)")
     p.add_argument(
@@ -320,18 +344,24 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
         "evaluate",
         help="Chamfer AP of trained weights on a split, with BEV pictures",
         description="Run weights over the val or test split and score them (MapTR protocol). Writes "
-        "OUT/metrics.json and a few BEV pictures of predictions over ground truth.",
+        "OUT/metrics.json, OUT/predictions.json and OUT/ground_truth.json (MapTR's formats, for eval-vectors) "
+        "and a few BEV pictures of predictions over ground truth.",
     )
     p.add_argument("--weights", required=True, help="a .safetensors checkpoint written by train")
     p.add_argument("--split", default="val", choices=["val", "test"], help="split (default: val)")
     p.add_argument(
         "--config",
-        help="experiment config whose data section to use (default: the config.yaml train wrote next to the "
-        "weights, else the synthetic defaults)",
+        help="experiment config whose data section to use (default: the world recorded in the weights, else "
+        "the config.yaml train wrote next to them)",
     )
     p.add_argument("--out", default="runs/evaluate", help="output folder (default: %(default)s)")
     p.add_argument("--device", type=device, default="auto", help="auto (cuda if present), cpu, cuda ...")
-    p.add_argument("--limit", type=int_range(0), default=0, help="evaluate the first N samples only (0: all)")
+    p.add_argument(
+        "--limit",
+        type=int_range(0),
+        default=0,
+        help="evaluate the first N samples only, generating only the scenes that hold them (0: all)",
+    )
     p.add_argument("--pictures", type=int_range(0), default=4, help="BEV pictures to write (default: 4)")
     p.add_argument("--score-threshold", type=fraction, default=0.3, help="pictures: draw scores >= this, in [0, 1]")
     p.set_defaults(func=cmd_evaluate)

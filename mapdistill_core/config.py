@@ -1,4 +1,10 @@
-"""YAML configs read into dataclasses, strictly: an unknown or mistyped key names the key and the file."""
+"""YAML configs read into dataclasses, strictly: an unknown or mistyped key names the key and the file.
+
+A field that names a file carries ``metadata=input_file(kind)``: its value is resolved against the
+folder of the config file that names it, then the current folder, then the files mapdistill ships
+(``resources.resolve``); a file that must exist and is not found is an error naming the config file
+and the key.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from mapdistill_core.resources import resolve
+
 T = TypeVar("T")
 
 
@@ -17,32 +25,41 @@ class ConfigError(ValueError):
     """A config file has an unknown key, a missing key or a value of the wrong type."""
 
 
-def _convert(value: Any, kind: Any, where: str) -> Any:
+def input_file(kind: str, must_exist: bool = True) -> dict:
+    """Field metadata of a key that names a file of ``kind`` ("config", "checkpoints"); with
+    ``must_exist`` False (weights a run will produce) a missing file is kept as written."""
+    return {"input_file": kind, "must_exist": must_exist}
+
+
+def _convert(value: Any, kind: Any, where: str, base: Path | None) -> Any:
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping of {kind.__name__} fields, got {value!r}")
-        return _build(kind, value, where)
+        return _build(kind, value, where, base)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _convert(value, inner, where)
+        return _convert(value, inner, where, base)
     if origin in (list, tuple):
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
-            return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+            pairs = enumerate(zip(value, args, strict=True))
+            return tuple(_convert(v, a, f"{where}[{i}]", base) for i, (v, a) in pairs)
         item = args[0] if args else Any
-        out = [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        out = [_convert(v, item, f"{where}[{i}]", base) for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         key_kind, value_kind = args or (Any, Any)
-        return {_convert(k, key_kind, where): _convert(v, value_kind, f"{where}.{k}") for k, v in value.items()}
+        return {
+            _convert(k, key_kind, where, base): _convert(v, value_kind, f"{where}.{k}", base) for k, v in value.items()
+        }
     if kind is Any:
         return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -52,7 +69,18 @@ def _convert(value: Any, kind: Any, where: str) -> Any:
     return value
 
 
-def _build(cls: type[T], data: dict, where: str) -> T:
+def _resolve_file(value: Any, f: dataclasses.Field, where: str, base: Path | None) -> Any:
+    if base is None or "input_file" not in f.metadata or not isinstance(value, str) or not value:
+        return value
+    try:
+        return resolve(value, f.metadata["input_file"], base)
+    except FileNotFoundError as e:
+        if f.metadata["must_exist"]:
+            raise ConfigError(f"{where}: {e}") from None
+        return value
+
+
+def _build(cls: type[T], data: dict, where: str, base: Path | None = None) -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields), key=str)
@@ -61,7 +89,8 @@ def _build(cls: type[T], data: dict, where: str) -> T:
     kwargs = {}
     for name, f in fields.items():
         if name in data:
-            kwargs[name] = _convert(data[name], hints[name], f"{where}.{name}")
+            value = _convert(data[name], hints[name], f"{where}.{name}", base)
+            kwargs[name] = _resolve_file(value, f, f"{where}.{name}", base)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing key '{name}'")
     try:
@@ -70,25 +99,30 @@ def _build(cls: type[T], data: dict, where: str) -> T:
         raise ConfigError(f"{where}: {e}") from None
 
 
-def config_from_dict(cls: type[T], data: dict, source: str = "<config>") -> T:
-    """Build dataclass ``cls`` from a mapping; ``source`` names the origin in error messages."""
+def config_from_dict(cls: type[T], data: dict, source: str = "<config>", base: str | Path | None = None) -> T:
+    """Build dataclass ``cls`` from a mapping; ``source`` names the origin in error messages; file
+    names in it are resolved against ``base`` (the folder of the file it came from; None: kept as
+    they are)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
-    return _build(cls, data, source)
+    return _build(cls, data, source, None if base is None else Path(base))
 
 
 def load_config(cls: type[T], path: str | Path) -> T:
-    """Read a YAML file into dataclass ``cls``; errors name the file and the key path."""
-    path = Path(path)
+    """Read a YAML file into dataclass ``cls``; errors name the file and the key path.
+
+    ``path`` that is not there but names a shipped config (``synthetic.yaml``,
+    ``config/synthetic.yaml``) reads the shipped one."""
     try:
+        path = Path(resolve(path, "config"))
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+    except FileNotFoundError as e:
+        raise ConfigError(str(e)) from None
     except OSError as e:
         raise ConfigError(f"{path}: not readable ({e.strerror})") from None
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    return config_from_dict(cls, {} if data is None else data, str(path))
+    return config_from_dict(cls, {} if data is None else data, str(path), path.parent)
 
 
 def config_to_dict(config: Any) -> dict:

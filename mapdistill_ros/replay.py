@@ -8,7 +8,9 @@ applies when inference is slower than the input). Predictions are paired with /m
 stamp (see pair_by_stamp) and scored with the MapTR protocol.
 
 Outputs in ``out``: ``predictions/`` (rosbag2 with the node's topics and the ground truth),
-``predictions.json`` (MapTR submission format), ``metrics.json`` and ``bev/`` (a PNG per frame, a
+``predictions.json`` (MapTR submission format), ``ground_truth.json`` (MapTR's ground-truth format,
+each frame under the token of the prediction paired with it, so ``mapdistill eval-vectors`` on the
+two files gives metrics.json's mAP), ``metrics.json`` and ``bev/`` (a PNG per frame, a
 GIF per scene; a scene starts at each /tf_static message, which the bag writers emit per scene).
 """
 
@@ -30,7 +32,7 @@ from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics import evaluate_vectors
-from mapdistill_core.metrics.maptr_json import predictions_document
+from mapdistill_core.metrics.maptr_json import ground_truth_document, predictions_document
 from mapdistill_core.plotting import save_bev_png
 from mapdistill_core.results import provenance, write_json
 from mapdistill_ros import messages, topics
@@ -343,11 +345,16 @@ def replay_bag(
     )
     tokens = {str(stamp): elements for stamp, elements in result.predictions.items()}
     write_json(out / "predictions.json", predictions_document(tokens, meta))
+    pairs = pair_by_stamp(list(result.ground_truth), list(result.predictions))
+    if result.ground_truth:
+        paired_tokens = {str(pairs.get(stamp, stamp)): elements for stamp, elements in result.ground_truth.items()}
+        write_json(out / "ground_truth.json", ground_truth_document(paired_tokens))
     metrics = {
         "meta": meta,
         "metrics": result.metrics,
         "no_metrics_reason": None if result.metrics else f"{bag} has no {topics.GT_ELEMENTS}",
         "missing_camera_topics": result.missing_topics,
+        "unscored_predictions": len(result.predictions) - len(pairs) if result.ground_truth else None,
         "latency_ms": {name: {"p50": s["p50_ms"], "p95": s["p95_ms"]} for name, s in result.timing["stages"].items()},
         "frames": {"processed": result.timing["frames"], "dropped": result.timing["dropped"]},
     }

@@ -19,23 +19,20 @@ import numpy as np
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-PACKAGE = "mapdistill_ros"
+from mapdistill_core.resources import ROS_PACKAGE as PACKAGE
+from mapdistill_core.resources import shipped_folders
+
 MESSAGES = ("MapElement", "MapElementArray")
 
 
 def message_folder() -> Path:
-    """``msg/`` of the source tree, or of the installed ROS package (share/mapdistill_ros/msg)."""
-    candidates = [Path(__file__).resolve().parents[1] / "msg"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(Path(get_package_share_directory(PACKAGE)) / "msg")
-    except (ImportError, LookupError):
-        pass
-    for folder in candidates:
+    """The folder of ``MapElement.msg`` and ``MapElementArray.msg``: msg/ of the source tree, of a
+    pip install or of the colcon-installed package (mapdistill_core.resources)."""
+    folders = shipped_folders("msg")
+    for folder in folders:
         if all((folder / f"{name}.msg").is_file() for name in MESSAGES):
             return folder
-    raise FileNotFoundError(f"message definitions {MESSAGES} not found in {', '.join(map(str, candidates))}")
+    raise FileNotFoundError(f"message definitions {MESSAGES} not found in {', '.join(map(str, folders))}")
 
 
 @lru_cache(maxsize=1)

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from mapdistill_core.checkpoint import save_model
+from mapdistill_core.cli import main as core_main
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
-from mapdistill_core.metrics import evaluate_vectors
+from mapdistill_core.metrics import evaluate_vectors, load_ground_truth
 from mapdistill_core.models.model import build_model
 from mapdistill_ros import topics
 from mapdistill_ros.bag_writer import MapBagWriter
@@ -76,6 +77,19 @@ def test_replay_equals_the_inference_entry_point_on_the_same_samples(png_bag, we
     assert metrics["latency_ms"]["inference"]["p50"] > 0
     submission = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert len(submission["results"]) == len(samples)
+    assert metrics["unscored_predictions"] == 0
+    written = load_ground_truth(tmp_path / "out" / "ground_truth.json").samples
+    assert written.keys() == ground_truth.keys()
+    for token, elements in ground_truth.items():
+        assert [e.class_id for e in written[token]] == [e.class_id for e in elements]
+        np.testing.assert_allclose(
+            np.concatenate([e.points for e in written[token]]), np.concatenate([e.points for e in elements]), atol=1e-6
+        )
+    out = tmp_path / "out"
+    args = ["eval-vectors", "--pred", str(out / "predictions.json"), "--gt", str(out / "ground_truth.json")]
+    assert core_main([*args, "--out", str(tmp_path / "rescored.json")]) == 0
+    rescored = json.loads((tmp_path / "rescored.json").read_text())
+    assert (rescored["AP"], rescored["counts"]) == (metrics["metrics"]["AP"], metrics["metrics"]["counts"])
 
 
 def test_predictions_bag_and_pictures(png_bag, weights, tmp_path):

@@ -1,5 +1,6 @@
 """The training loop: resume, DDP under torchrun, checkpoints, the evaluate command."""
 
+import dataclasses
 import json
 import os
 import pickle
@@ -11,11 +12,11 @@ import torch
 
 from mapdistill_core.checkpoint import CheckpointError, load_model, load_weights, read_extra, save_model
 from mapdistill_core.cli import main
-from mapdistill_core.config import load_config
+from mapdistill_core.config import config_to_dict, load_config
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.trainer import Trainer
-from tests.model_fixtures import STUDENT, TEACHER, experiment_yaml
+from tests.model_fixtures import STUDENT, TEACHER, WORLD, experiment_yaml
 
 
 def steps_logged(run):
@@ -43,6 +44,28 @@ def test_a_run_cut_short_by_max_steps_is_validated_and_keeps_a_best_checkpoint(t
     (val,) = [r for r in records if "val" in r]
     assert val["step"] == 2 and val["epoch"] == 0.5  # 4 steps per epoch
     assert read_extra(run / "best.safetensors")["epoch"] == 0.5 and (run / "last.safetensors").exists()
+    assert read_extra(run / "best.safetensors")["world"] == config_to_dict(WORLD)
+
+
+def test_evaluate_without_config_uses_the_world_in_the_weights_and_limit_limits_generation(
+    tmp_path, monkeypatch, capsys
+):
+    world = dataclasses.replace(WORLD, samples_per_scene=2)
+    model = build_model(STUDENT)
+    save_model(tmp_path / "w.safetensors", model, {"world": config_to_dict(world)})
+    save_model(tmp_path / "old.safetensors", model)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    args = ["evaluate", "--weights", str(tmp_path / "w.safetensors"), "--split", "val", "--device", "cpu"]
+    assert main([*args, "--limit", "3", "--pictures", "1", "--out", "eval"]) == 0
+    index = json.loads((elsewhere / "data" / "synthetic" / "val" / "index.json").read_text())
+    assert index["scenes"] == 2 and index["config"] == config_to_dict(world)  # 3 samples: 2 scenes of 2
+    assert json.loads((elsewhere / "eval" / "metrics.json").read_text())["meta"]["samples"] == 3
+    capsys.readouterr()
+    assert main(["evaluate", "--weights", str(tmp_path / "old.safetensors"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "old.safetensors: records no world config" in err and "--config" in err and len(err.splitlines()) == 1
 
 
 def test_a_full_run_writes_weights_and_validates(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from mapdistill_core.config import input_file
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class DistillConfig:
         relation_patch: BEV cells per patch side for the relation maps.
     """
 
-    teacher: str
+    teacher: str = field(metadata=input_file("checkpoints", must_exist=False))
     relation: float = 0.1
     feature: float = 1.0
     head: float = 1.0

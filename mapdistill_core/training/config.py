@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mapdistill_core.config import input_file
 from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.models.config import ModelConfig
 
@@ -23,7 +24,7 @@ class DataConfig:
     """
 
     dataset: str = "synthetic"
-    world: str = "config/synthetic.yaml"
+    world: str = field(default="config/synthetic.yaml", metadata=input_file("config"))
     root: str = "data/synthetic"
     train_scenes: int = 0
     val_scenes: int = 0

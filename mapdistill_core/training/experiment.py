@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from mapdistill_core.atomic import atomic_output
 from mapdistill_core.checkpoint import read_extra, read_model_config
-from mapdistill_core.config import ConfigError, config_from_dict, config_to_dict, load_config
+from mapdistill_core.config import ConfigError, config_from_dict, config_to_dict, input_file, load_config
 from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.results import provenance, write_json
 from mapdistill_core.training.config import ExperimentConfig
@@ -72,10 +72,10 @@ class ExperimentPlan:
         device: training device; parallel: training processes side by side.
     """
 
-    teacher: str = "config/synthetic_teacher.yaml"
-    teacher_weights: str = ""
+    teacher: str = field(default="config/synthetic_teacher.yaml", metadata=input_file("config"))
+    teacher_weights: str = field(default="", metadata=input_file("checkpoints"))
     teacher_seeds: tuple[int, ...] = (0,)
-    student: str = "config/synthetic_student.yaml"
+    student: str = field(default="config/synthetic_student.yaml", metadata=input_file("config"))
     distill: dict[str, Any] = field(default_factory=lambda: {"relation": 1.0, "feature": 1.0, "head": 1.0})
     grid: tuple[dict[str, Any], ...] = ()
     grid_seed: int = 0
