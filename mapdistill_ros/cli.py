@@ -81,10 +81,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(format_table(EvalResult(m["AP"], m["mAP"], m["counts"])))
     if result.interrupted:
         done = f"for the {timing['frames']} camera sets done"
-        print(f"mapdistill replay: interrupted; wrote {args.out}/predictions, predictions.json, metrics.json {done}")
+        print(
+            f"mapdistill replay: interrupted; wrote {args.out}/predictions, predictions.json, ground_truth.json, "
+            f"metrics.json {done}"
+        )
         return 130
     print(
-        f"wrote {args.out}/predictions (bag), predictions.json, metrics.json" + ("" if args.no_pictures else ", bev/")
+        f"wrote {args.out}/predictions (bag), predictions.json"
+        + (", ground_truth.json" if result.metrics is not None else "")
+        + ", metrics.json"
+        + ("" if args.no_pictures else ", bev/")
     )
     return 0
 
@@ -138,14 +144,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         description="Run a rosbag2 (e.g. from synthetic2bag or nuscenes2bag) through exactly the online node's "
         "code path (synchronization, decoding, inference, message building) without ROS. Writes OUT/predictions "
         "(a bag with the node's topics and the ground truth, for ros2 bag play + RViz), OUT/predictions.json (MapTR "
-        "submission format), OUT/metrics.json (Chamfer AP against /map_gt/elements, latency p50/p95 per stage, "
-        "frames processed and dropped) and OUT/bev/ (a PNG per frame, a GIF per scene).",
+        "submission format), OUT/ground_truth.json (the bag's ground truth in MapTR's format, keyed like the "
+        "predictions: eval-vectors on the two gives the same AP), OUT/metrics.json (Chamfer AP against "
+        "/map_gt/elements, latency p50/p95 per stage, frames processed and dropped) and OUT/bev/ (a PNG per "
+        "frame, a GIF per scene).",
     )
     p.add_argument("bag", help="rosbag2 folder")
     p.add_argument(
         "--weights",
-        required=True,
-        help="student weights: .safetensors, or .onnx with --backend onnxruntime",
+        default="checkpoints/synthetic_student.safetensors",
+        help="student weights: .safetensors (a file, or the name of shipped weights), or .onnx with --backend "
+        "onnxruntime (default: the shipped student, %(default)s)",
     )
     p.add_argument(
         "--backend",
