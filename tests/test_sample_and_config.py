@@ -113,6 +113,15 @@ def test_generated_folder_matches_on_the_fly(tmp_path):
         SyntheticDataset(None, "val", root=tmp_path)
 
 
+def test_generate_with_workers_writes_the_same_samples_and_counts_each(tmp_path, capsys):
+    generate_split(TINY, "val", tmp_path / "val", scenes=2, workers=2)
+    assert "4/4" in capsys.readouterr().err
+    live = SyntheticDataset(TINY, "val", scenes=2)
+    on_disk = SyntheticDataset(None, "val", root=tmp_path / "val")
+    for i in range(4):
+        np.testing.assert_array_equal(on_disk[i].images, live[i].images)
+
+
 def test_generate_and_show_sample_commands(tmp_path, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text("image_height: 32\nimage_width: 88\nlidar_azimuth_steps: 180\nsamples_per_scene: 2\n")

@@ -7,8 +7,10 @@ the start (with 0 complete scenes until the end), so a folder is never filled fr
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from tqdm import tqdm
@@ -32,8 +34,17 @@ def _write_scene(config: SyntheticConfig, split: str, index: int, out: Path) -> 
         yield
 
 
-def _write_scene_count(config: SyntheticConfig, split: str, index: int, out: Path) -> int:
-    return sum(1 for _ in _write_scene(config, split, index, out))
+_progress: multiprocessing.Queue | None = None  # a worker process's channel for "one sample done"
+
+
+def _set_progress(channel: multiprocessing.Queue) -> None:
+    global _progress
+    _progress = channel
+
+
+def _write_scene_reporting(config: SyntheticConfig, split: str, index: int, out: Path) -> None:
+    for _ in _write_scene(config, split, index, out):
+        _progress.put(1)
 
 
 def generate_split(config: SyntheticConfig, split: str, out: str | Path, scenes: int, workers: int = 1) -> Path:
@@ -59,10 +70,16 @@ def generate_split(config: SyntheticConfig, split: str, out: str | Path, scenes:
                 for _ in _write_scene(config, split, index, out):
                     bar.update(1)
         else:
-            with ProcessPoolExecutor(workers) as pool:
-                jobs = [pool.submit(_write_scene_count, config, split, index, out) for index in range(scenes)]
-                for job in jobs:
-                    bar.update(job.result())
+            channel = multiprocessing.get_context().Queue()
+            with ProcessPoolExecutor(workers, initializer=_set_progress, initargs=(channel,)) as pool:
+                pending = {pool.submit(_write_scene_reporting, config, split, index, out) for index in range(scenes)}
+                while bar.n < total:  # a bar step per sample, whichever worker wrote it
+                    try:
+                        bar.update(channel.get(timeout=0.5))
+                    except queue.Empty:
+                        finished, pending = wait(pending, timeout=0, return_when=FIRST_EXCEPTION)
+                        for job in finished:
+                            job.result()  # a worker's error, raised here
     write_json(out / INDEX_FILE, index_document(split, max(done, scenes), config))
     return out
 
