@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR := build/demo
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench launch-test clean
 
 $(BIN)/.installed: requirements.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# In a sourced ROS 2 workspace where mapdistill_ros is built (README, ROS 2 section); not part of `make test`.
+launch-test:
+	launch_test tests/test_online_node_launch.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py

@@ -4,22 +4,29 @@ onnxruntime backend; the map_evaluator beside them writes metrics.json on shutdo
 
 Needs a sourced ROS 2 workspace with mapdistill_ros built (colcon); skipped where rclpy is missing
 (CI, plain pip installs). The bag is played by publishing its serialized messages with rclpy, so
-rosbag2 itself is not needed. Run it with `launch_test tests/test_online_node_launch.py` or pytest.
+rosbag2 itself is not needed. Run it with `make launch-test` (`launch_test
+tests/test_online_node_launch.py`) in the sourced workspace; the pytest suite leaves it out
+(tests/conftest.py), because launch_testing's pytest plugin is disabled there (pytest.ini).
 """
 
 import importlib
 import json
+import sys
 import time
 import unittest
+from pathlib import Path
 
 import pytest
+
+# launch_test puts tests/ first on sys.path: the repository root goes last, so `tests` is found
+# there while mapdistill_ros (with its generated msg module) still comes from the workspace.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 rclpy = pytest.importorskip("rclpy")
 launch_testing = pytest.importorskip("launch_testing")
 launch_ros = pytest.importorskip("launch_ros")
 
 import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rosbags.highlevel import AnyReader  # noqa: E402
