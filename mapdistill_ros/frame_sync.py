@@ -2,8 +2,9 @@
 
 ``FrameAssembler`` groups per-camera messages into sets of one capture: a set is ready when every
 camera arrived within ``slop_s`` of each other, or, when a camera drops out, as soon as a newer
-capture has started and the set has at least ``min_cameras`` (the set then names the missing
-cameras); a set with fewer cameras is dropped with a reason. ``LatestSlot`` hands the newest
+capture has started or (live, ``expire``) ``slop_s`` after its first message was received, and the
+set has at least ``min_cameras`` (the set then names the missing cameras); a set with fewer cameras
+is dropped with a reason. ``LatestSlot`` hands the newest
 ready set from the subscriber side to the inference worker, replacing any set still waiting.
 Memory is bounded: at most ``queue_size`` pending sets, one waiting set.
 """
@@ -11,6 +12,7 @@ Memory is bounded: at most ``queue_size`` pending sets, one waiting set.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -29,10 +31,12 @@ class FrameSet:
     Attributes:
         stamps: per camera (rig order) its stamp in ns, None while missing.
         payloads: per camera what arrived with it (the image message), None while missing.
+        opened_ns: when its first message was received (the receiver's clock, ns); None offline.
     """
 
     stamps: list[int | None]
     payloads: list[Any]
+    opened_ns: int | None = None
 
     @property
     def stamp_ns(self) -> int:
@@ -55,24 +59,29 @@ class FrameSet:
 
 @dataclass(frozen=True)
 class Dropped:
-    """A message or set given up: ``reason`` is one of LATE, TOO_FEW_CAMERAS; ``detail`` says more."""
+    """A message or set given up: ``reason`` is one of LATE, TOO_FEW_CAMERAS; ``detail`` says more;
+    ``missing`` names the cameras a TOO_FEW_CAMERAS set went without."""
 
     stamp_ns: int
     reason: str
     detail: str
+    missing: tuple[str, ...] = ()
 
 
 class FrameAssembler:
     """Groups (camera index, stamp, payload) into FrameSets.
 
     Args:
-        num_cameras: cameras of the rig (indices 0..num_cameras-1).
-        slop_s: largest spread of stamps within one set, seconds.
+        camera_names: the rig's cameras; messages name them by index into this list.
+        slop_s: largest spread of stamps within one set, seconds; live, also how long after its
+            first message an incomplete set waits for the rest (``expire``).
         min_cameras: fewest cameras a set given up on may have and still be used.
         queue_size: most sets pending at once; beyond it the oldest is given up on.
     """
 
-    def __init__(self, num_cameras: int, slop_s: float, min_cameras: int, queue_size: int):
+    def __init__(self, camera_names: Sequence[str], slop_s: float, min_cameras: int, queue_size: int):
+        self.camera_names = tuple(camera_names)
+        num_cameras = len(self.camera_names)
         if not 1 <= min_cameras <= num_cameras or queue_size < 1 or slop_s < 0:
             raise ValueError(
                 f"need 1 <= min_cameras <= {num_cameras}, queue_size >= 1 and slop_s >= 0, got "
@@ -83,12 +92,14 @@ class FrameAssembler:
         self.pending: list[FrameSet] = []
         self.watermark_ns: int | None = None  # newest stamp given out: messages at or before it are late
 
-    def add(self, camera: int, stamp_ns: int, payload: Any) -> list[FrameSet | Dropped]:
-        """Take one message; returns the sets it made ready and what was dropped, oldest first."""
+    def add(self, camera: int, stamp_ns: int, payload: Any, received_ns: int | None = None) -> list[FrameSet | Dropped]:
+        """Take one message (received at ``received_ns`` on the receiver's clock, for ``expire``);
+        returns the sets it made ready and what was dropped, oldest first."""
         if not 0 <= camera < self.num_cameras:
             raise ValueError(f"camera index {camera} is not one of 0..{self.num_cameras - 1}")
         if self.watermark_ns is not None and stamp_ns <= self.watermark_ns:
-            return [Dropped(stamp_ns, LATE, f"camera {camera}: a set at or after this stamp was already given out")]
+            name = self.camera_names[camera]
+            return [Dropped(stamp_ns, LATE, f"{name}: a set at or after this stamp was already given out")]
         fits = [
             s
             for s in self.pending
@@ -97,7 +108,7 @@ class FrameAssembler:
         if fits:
             target = min(fits, key=lambda s: abs(s.stamp_ns - stamp_ns))
         else:
-            target = FrameSet([None] * self.num_cameras, [None] * self.num_cameras)
+            target = FrameSet([None] * self.num_cameras, [None] * self.num_cameras, received_ns)
             self.pending.append(target)
         target.stamps[camera], target.payloads[camera] = stamp_ns, payload
         self.pending.sort(key=lambda s: s.stamp_ns)
@@ -109,6 +120,12 @@ class FrameAssembler:
             done += self.pending[len(done) : len(done) + max(0, excess)]
         return [self._give_out(s) for s in done]
 
+    def expire(self, now_ns: int) -> list[FrameSet | Dropped]:
+        """Give out the sets whose first message was received ``slop_s`` or more before ``now_ns``
+        (live: a camera that died does not hold its set until the next capture starts)."""
+        due = [s for s in self.pending if s.opened_ns is not None and now_ns - s.opened_ns >= self.slop_ns]
+        return [self._give_out(s) for s in due]
+
     def flush(self) -> list[FrameSet | Dropped]:
         """Give out every pending set, oldest first (the end of a recording)."""
         return [self._give_out(s) for s in list(self.pending)]
@@ -119,11 +136,13 @@ class FrameAssembler:
             self.watermark_ns = frame_set.latest_ns
         if frame_set.present >= self.min_cameras:
             return frame_set
+        missing = tuple(self.camera_names[i] for i in frame_set.missing)
         return Dropped(
             frame_set.stamp_ns,
             TOO_FEW_CAMERAS,
             f"{frame_set.present} of {self.num_cameras} cameras (minimum {self.min_cameras}), "
-            f"missing {frame_set.missing}",
+            f"missing {', '.join(missing)}",
+            missing,
         )
 
 

@@ -29,7 +29,8 @@ from visualization_msgs.msg import MarkerArray
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.inference import MapPredictor
 from mapdistill_ros import messages
-from mapdistill_ros.frame_sync import STALE, FrameAssembler, FrameSet, LatestSlot, is_stale
+from mapdistill_ros.camera_feed import CameraFeed
+from mapdistill_ros.frame_sync import STALE, FrameAssembler, FrameSet, is_stale
 from mapdistill_ros.msg import MapElementArray
 from mapdistill_ros.node_params import NODE_NAME, PARAMETERS, validate_parameters
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
@@ -82,10 +83,10 @@ class OnlineMapNode(Node):
             params["min_cameras"],
         )
         predictor.warm_up()  # before subscribing: the first camera set then costs one forward
-        self.assembler = FrameAssembler(
-            len(CAMERA_NAMES), params["sync_slop_s"], params["min_cameras"], params["queue_size"]
+        self.feed = CameraFeed(
+            FrameAssembler(CAMERA_NAMES, params["sync_slop_s"], params["min_cameras"], params["queue_size"]),
+            self.timer,
         )
-        self.slot: LatestSlot[FrameSet] = LatestSlot()
         self.infos: list[CameraInfo | None] = [None] * len(CAMERA_NAMES)
         self.transforms = TransformCache(params["output_frame"])
         self.tf_buffer = Buffer()
@@ -106,6 +107,7 @@ class OnlineMapNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.previous_summary = None
         self.create_timer(1.0, self.publish_diagnostics)
+        self.create_timer(params["sync_slop_s"] / 2, self.expire_sets)  # a dead camera holds a set one slop
         self.running = True
         self.worker = threading.Thread(target=self.work, name="mapdistill-inference", daemon=True)
         self.worker.start()
@@ -114,14 +116,15 @@ class OnlineMapNode(Node):
         self.infos[camera] = message
 
     def on_image(self, camera: int, message) -> None:
-        for item in self.assembler.add(camera, messages.stamp_ns(message.header.stamp), message):
-            if isinstance(item, FrameSet):
-                self.slot.put(item)
-            else:
-                self.timer.drop(item.reason)
-                self.get_logger().warning(
-                    f"dropped a camera set: {item.reason} ({item.detail})", throttle_duration_sec=LOG_THROTTLE_S
-                )
+        now = self.get_clock().now().nanoseconds
+        self.warn(self.feed.image(camera, messages.stamp_ns(message.header.stamp), message, now))
+
+    def expire_sets(self) -> None:
+        self.warn(self.feed.expire(self.get_clock().now().nanoseconds))
+
+    def warn(self, lines: list[str]) -> None:
+        for line in lines:
+            self.get_logger().warning(line, throttle_duration_sec=LOG_THROTTLE_S)
 
     def lookup_transforms(self, frame_set: FrameSet) -> None:
         """Cache base_link -> camera transforms from TF for the cameras of ``frame_set`` not cached yet."""
@@ -135,7 +138,7 @@ class OnlineMapNode(Node):
     def work(self) -> None:
         """Inference worker: newest set in, map messages out; a failing frame is logged and skipped."""
         while self.running and rclpy.ok():
-            frame_set = self.slot.get(timeout=0.1)
+            frame_set = self.feed.slot.get(timeout=0.1)
             if frame_set is None:
                 continue
             now = self.get_clock().now().nanoseconds

@@ -177,7 +177,7 @@ class BagReplay:
         self.factory = MessageFactory()
         self.timer = StageTimer()
         self.pipeline = OnlinePipeline(predictor, self.factory, self.timer, score_threshold, min_cameras=min_cameras)
-        self.assembler = FrameAssembler(len(CAMERA_NAMES), slop_s, min_cameras, queue_size)
+        self.assembler = FrameAssembler(CAMERA_NAMES, slop_s, min_cameras, queue_size)
         self.transforms = TransformCache()
         self.infos = [None] * len(CAMERA_NAMES)
 
@@ -261,7 +261,7 @@ class BagReplay:
     def _process(self, ready: list, result: ReplayResult, writer: MapBagWriter | None) -> None:
         for item in ready:
             if not isinstance(item, FrameSet):
-                self.timer.drop(item.reason)
+                self.timer.drop(item.reason, item.missing)
                 log.warning("dropped a camera set at %d ns: %s (%s)", item.stamp_ns, item.reason, item.detail)
                 continue
             try:

@@ -51,10 +51,13 @@ class StageTimer:
             self._frames += 1
             self._missing = list(missing)
 
-    def drop(self, reason: str) -> None:
-        """Count a frame (or message) given up for ``reason`` (frame_sync's constants, or "error")."""
+    def drop(self, reason: str, missing: Sequence[str] = ()) -> None:
+        """Count a frame (or message) given up for ``reason`` (frame_sync's constants, or "error");
+        ``missing`` names the cameras a set given up for too few cameras went without."""
         with self._lock:
             self._dropped[reason] += 1
+            if missing:
+                self._missing = list(missing)
 
     def summary(self) -> dict:
         """{"frames": int, "dropped": {reason: int}, "missing": [camera], "stages": {name: {count, p50_ms, p95_ms}}}.

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_ros.frame_sync import (
     LATE,
     TOO_FEW_CAMERAS,
@@ -20,7 +21,7 @@ MS = 1_000_000
 
 
 def assembler(**kwargs) -> FrameAssembler:
-    return FrameAssembler(**{"num_cameras": 6, "slop_s": 0.01, "min_cameras": 4, "queue_size": 3, **kwargs})
+    return FrameAssembler(**{"camera_names": CAMERA_NAMES, "slop_s": 0.01, "min_cameras": 4, "queue_size": 3, **kwargs})
 
 
 def feed(sync: FrameAssembler, messages) -> list:
@@ -68,7 +69,10 @@ def test_a_set_below_min_cameras_is_dropped_with_the_reason():
     sync = assembler(min_cameras=4)
     feed(sync, [(0, 100 * MS), (1, 100 * MS), (2, 101 * MS)])
     (dropped,) = sync.add(0, 200 * MS, None)
-    assert dropped == Dropped(100 * MS, TOO_FEW_CAMERAS, "3 of 6 cameras (minimum 4), missing [3, 4, 5]")
+    missing = ("CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
+    assert dropped == Dropped(
+        100 * MS, TOO_FEW_CAMERAS, f"3 of 6 cameras (minimum 4), missing {', '.join(missing)}", missing
+    )
 
 
 def test_a_complete_newer_set_gives_out_the_older_incomplete_ones():
