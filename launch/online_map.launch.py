@@ -1,7 +1,8 @@
-"""`ros2 launch mapdistill_ros online_map.launch.py [weights:=W] [backend:=B] [device:=D] [rviz:=false] ...`
+"""`ros2 launch mapdistill_ros online_map.launch.py [weights:=W] [backend:=B] [device:=D] [rviz:=true] ...`
 
 Starts the online map node with config/online_map.yaml (or params_file) plus the overrides given on
-the command line, and RViz2 with config/online_map.rviz.
+the command line, and with rviz:=true RViz2 with config/online_map.rviz (off by default: a robot is
+usually headless; asking for RViz where rviz2 is not installed stops the launch before anything starts).
 """
 
 from pathlib import Path
@@ -22,7 +23,7 @@ ARGUMENTS = {
     "device": ("", "auto, cpu, cuda, cuda:1 ...; empty: the params file's"),
     "params_file": (str(SHARE / "config" / "online_map.yaml"), "node parameters (ROS 2 params file)"),
     "use_sim_time": ("false", "use /clock (true when playing a bag with --clock)"),
-    "rviz": ("true", "start RViz2 with config/online_map.rviz"),
+    "rviz": ("false", "start RViz2 with config/online_map.rviz (needs rviz2 installed)"),
     "namespace": ("", "namespace of the node"),
 }
 OVERRIDES = {"weights": "weights", "backend": "backend", "config": "model_config", "device": "device"}
@@ -30,6 +31,14 @@ OVERRIDES = {"weights": "weights", "backend": "backend", "config": "model_config
 
 def nodes(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    if value["rviz"].lower() == "true":
+        try:
+            get_package_share_directory("rviz2")
+        except LookupError:
+            raise RuntimeError(
+                "rviz:=true but the package 'rviz2' is not installed (install ros-$ROS_DISTRO-rviz2, or launch "
+                "with rviz:=false); nothing was started"
+            ) from None
     overrides = {param: value[arg] for arg, param in OVERRIDES.items() if value[arg]}
     overrides["use_sim_time"] = value["use_sim_time"].lower() == "true"
     return [

@@ -1,6 +1,6 @@
 """Write drives to rosbag2 (metadata version 8, MCAP or sqlite3) with the topics of DESIGN.md.
 
-Per sample: per camera a CompressedImage on ``/<CAM>/image_rect_compressed`` and a CameraInfo on
+Per sample: per camera a CompressedImage on ``/<CAM>/image_rect/compressed`` and a CameraInfo on
 ``/<CAM>/camera_info`` (frame = camera name), the LiDAR sweep on ``/LIDAR_TOP`` (frame LIDAR_TOP),
 ``/tf`` map -> base_link for every ego pose, and the ground truth on ``/map_gt/elements`` and
 ``/map_gt/markers`` (frame base_link). ``/tf_static`` carries base_link -> sensors and is offered
@@ -116,14 +116,13 @@ class DriveFrame:
 class MapBagWriter:
     """rosbag2 writer for drives; use as a context manager (the bag is closed on any exit)."""
 
-    def __init__(self, path: str | Path, storage: str = "mcap", marker_width: float = 0.2):
+    def __init__(self, path: str | Path, storage: str = "mcap"):
         if storage not in STORAGES:
             raise ValueError(f"storage must be one of {sorted(STORAGES)}, got '{storage}'")
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path} exists already; not overwriting a bag")
         self.factory = MessageFactory()
-        self.marker_width = marker_width
         self.writer = Writer(self.path, version=BAG_VERSION, storage_plugin=STORAGES[storage])
         self.connections: dict[str, object] = {}
         self.counts: dict[str, int] = {}
@@ -173,7 +172,14 @@ class MapBagWriter:
             out.append(
                 (frame.stamp_ns, topics.GT_ELEMENTS, messages.map_element_array(f, elements, frame.stamp_ns, base))
             )
-            markers = messages.marker_array(f, elements, frame.stamp_ns, base, self.marker_width)
+            markers = messages.marker_array(
+                f,
+                elements,
+                frame.stamp_ns,
+                base,
+                messages.GROUND_TRUTH_WIDTH,
+                alpha=messages.GROUND_TRUTH_ALPHA,
+            )
             out.append((frame.stamp_ns, topics.GT_MARKERS, markers))
         for stamp, topic, message in sorted(out, key=lambda item: item[0]):
             self.write(topic, stamp, message)

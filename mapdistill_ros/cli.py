@@ -107,7 +107,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "synthetic2bag",
         help="render synthetic drives into a rosbag2 (cameras, CameraInfo, LiDAR, TF, ground truth)",
         description="Render scenes of the synthetic world into a rosbag2 (metadata version 8) with the topics a "
-        "nuScenes bag has: /<CAM>/image_rect_compressed (JPEG), /<CAM>/camera_info, /LIDAR_TOP, /tf, /tf_static, "
+        "nuScenes bag has: /<CAM>/image_rect/compressed (JPEG), /<CAM>/camera_info, /LIDAR_TOP, /tf, /tf_static, "
         "/map_gt/elements and /map_gt/markers. The custom message definitions are embedded in the bag.",
     )
     p.add_argument("--config", default="config/synthetic.yaml", help="synthetic world config (default: %(default)s)")
@@ -124,7 +124,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "nuscenes2bag",
         help="convert nuScenes scenes into a rosbag2 (cameras, CameraInfo, LiDAR, TF, ground truth)",
         description="Convert nuScenes scenes (read with nuscenes-devkit; the map expansion v1.3 must be under "
-        "DATAROOT/maps/expansion) into one rosbag2, metadata version 8: /<CAM>/image_rect_compressed (the original "
+        "DATAROOT/maps/expansion) into one rosbag2, metadata version 8: /<CAM>/image_rect/compressed (the original "
         "JPEG bytes), /<CAM>/camera_info, /LIDAR_TOP (x, y, z, intensity), /tf map->base_link per ego pose, "
         "/tf_static base_link->sensors, and MapTR's ground truth on /map_gt/elements and /map_gt/markers. "
         "Stamps are the sensor times.",

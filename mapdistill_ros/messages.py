@@ -166,14 +166,25 @@ def ground_truth_from_message(message) -> list[MapElement]:
     return elements
 
 
+GROUND_TRUTH_WIDTH, GROUND_TRUTH_ALPHA = 0.8, 0.35
+"""Ground-truth markers: a wide translucent band in the class colour, under the predictions' thin
+opaque lines, so the two read apart at a glance in RViz."""
+
+
 def marker_array(
-    f, elements: Sequence[MapElement], stamp: int, frame_id: str, width: float = 0.2, points: list | None = None
+    f,
+    elements: Sequence[MapElement],
+    stamp: int,
+    frame_id: str,
+    width: float = 0.2,
+    points: list | None = None,
+    alpha: float | None = None,
 ):
     """visualization_msgs/MarkerArray: a DELETEALL, then one LINE_STRIP per element.
 
-    Namespace = class name; ids count up per namespace from 0; colour from CLASS_COLORS with the
-    element's score as alpha (at least 0.3, so weak predictions stay visible). ``points``: as in
-    map_element_array.
+    Namespace = class name; ids count up per namespace from 0; colour from CLASS_COLORS with
+    ``alpha``, or by default the element's score as alpha (at least 0.3, so weak predictions stay
+    visible). ``points``: as in map_element_array.
     """
     points = element_points(f, elements) if points is None else points
     shared = {  # one header, pose and scale object for every marker of the frame
@@ -194,7 +205,13 @@ def marker_array(
                 type=MARKER_LINE_STRIP,
                 action=MARKER_ADD,
                 **shared,
-                color=f.new("std_msgs/msg/ColorRGBA", r=r, g=g, b=b, a=max(0.3, min(1.0, float(element.score)))),
+                color=f.new(
+                    "std_msgs/msg/ColorRGBA",
+                    r=r,
+                    g=g,
+                    b=b,
+                    a=alpha if alpha is not None else max(0.3, min(1.0, float(element.score))),
+                ),
                 points=element_pts,
             )
         )

@@ -35,7 +35,7 @@ PARAMETERS: tuple[Parameter, ...] = (
         COMPRESSED_TOPICS,
         list,
         "Six image topics in rig order (CAM_FRONT, CAM_FRONT_RIGHT, CAM_FRONT_LEFT, CAM_BACK, CAM_BACK_LEFT, "
-        "CAM_BACK_RIGHT); left at the default with compressed false, they become /<CAM>/image_raw.",
+        "CAM_BACK_RIGHT); left at the default with compressed false, they become /<CAM>/image_rect.",
     ),
     Parameter("compressed", True, bool, "Subscribe to sensor_msgs/CompressedImage (jpeg/png), else sensor_msgs/Image."),
     Parameter(

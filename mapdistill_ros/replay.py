@@ -129,7 +129,7 @@ def camera_topics(available: set[str], bag: Path) -> tuple[dict[str, int], list[
             missing.append(camera)
     if not found:
         raise BagError(
-            f"{bag}: no camera image topic (/<CAM>/image_rect_compressed or /<CAM>/image_raw for "
+            f"{bag}: no camera image topic (/<CAM>/image_rect/compressed or /<CAM>/image_rect for "
             f"{', '.join(CAMERA_NAMES)}); the bag has: {', '.join(sorted(available)) or 'no topics'}"
         )
     return found, missing

@@ -14,8 +14,10 @@ GT_MARKERS = "/map_gt/markers"
 
 
 def image_topic(camera: str, compressed: bool = True) -> str:
-    """``/<CAM>/image_rect_compressed`` (CompressedImage) or ``/<CAM>/image_raw`` (Image)."""
-    return f"/{camera}/image_rect_compressed" if compressed else f"/{camera}/image_raw"
+    """image_transport's layout beside ``/<CAM>/camera_info``: ``/<CAM>/image_rect`` (Image, the base
+    topic) and ``/<CAM>/image_rect/compressed`` (CompressedImage, its compressed transport), so RViz
+    and image_transport subscribers read a bag's cameras directly."""
+    return f"/{camera}/image_rect/compressed" if compressed else f"/{camera}/image_rect"
 
 
 def camera_info_topic(camera: str) -> str:

@@ -122,6 +122,10 @@ def test_ground_truth_decodes_to_the_samples_vectors(synthetic_bag):
             np.testing.assert_allclose(element.points, points, atol=1e-6)
         assert markers.markers[0].action == messages.MARKER_DELETEALL
         assert len(markers.markers) == len(elements) + 1
+        # ground truth reads apart from predictions (thin, score-alpha lines): a wide translucent band
+        assert {(m.scale.x, round(m.color.a, 6)) for m in markers.markers[1:]} == {
+            (messages.GROUND_TRUTH_WIDTH, messages.GROUND_TRUTH_ALPHA)
+        }
 
 
 def test_writer_refuses_to_overwrite(tmp_path):

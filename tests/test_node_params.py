@@ -34,7 +34,7 @@ def test_yaml_comments_each_key_with_its_description():
 
 def test_defaults_and_topics():
     params = validate_parameters({})
-    assert params["image_topics"][0] == "/CAM_FRONT/image_rect_compressed"
+    assert params["image_topics"][0] == "/CAM_FRONT/image_rect/compressed"
     assert params["camera_info_topics"][5] == "/CAM_BACK_RIGHT/camera_info"
     assert validate_parameters({"compressed": False})["image_topics"] == list(RAW_TOPICS)
     custom = [f"/rig/cam{i}/image" for i in range(6)]

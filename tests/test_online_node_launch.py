@@ -96,7 +96,7 @@ class TestOnlineNode(unittest.TestCase):
                 }
                 played = list(reader.messages())
             deadline = time.monotonic() + 60.0
-            images = [t for t in publishers if t.endswith("image_rect_compressed")]
+            images = [t for t in publishers if t.endswith("image_rect/compressed")]
             while min(node.count_subscribers(t) for t in images) < len(MARKERS) and time.monotonic() < deadline:
                 rclpy.spin_once(node, timeout_sec=0.1)  # each node subscribes once its model is loaded
             for connection, _, raw in played:
