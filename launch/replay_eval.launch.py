@@ -13,6 +13,7 @@ from launch.actions import (
     EmitEvent,
     ExecuteProcess,
     IncludeLaunchDescription,
+    OpaqueFunction,
     RegisterEventHandler,
     TimerAction,
 )
@@ -27,6 +28,21 @@ from launch import LaunchDescription
 SHARE = Path(get_package_share_directory("mapdistill_ros"))
 SETTLE_S = 3.0
 """Seconds between the end of the bag and shutdown, for the last frames to be predicted."""
+
+
+def check_pieces(context):
+    """Stop before anything starts, in one line, when the bag or `ros2 bag` is missing."""
+    bag = Path(LaunchConfiguration("bag").perform(context))
+    if not (bag / "metadata.yaml").is_file():
+        raise RuntimeError(f"bag:={bag}: not a rosbag2 folder (no metadata.yaml); nothing was started")
+    try:
+        get_package_share_directory("ros2bag")
+    except LookupError:
+        raise RuntimeError(
+            "`ros2 bag` is not installed (package 'ros2bag'; install ros-$ROS_DISTRO-rosbag2 with its MCAP "
+            "storage plugin); nothing was started"
+        ) from None
+    return []
 
 
 def generate_launch_description():
@@ -62,4 +78,4 @@ def generate_launch_description():
     stop = RegisterEventHandler(
         OnProcessExit(target_action=play, on_exit=[TimerAction(period=SETTLE_S, actions=[EmitEvent(event=Shutdown())])])
     )
-    return LaunchDescription([*arguments, online, evaluator, play, stop])
+    return LaunchDescription([*arguments, OpaqueFunction(function=check_pieces), online, evaluator, play, stop])

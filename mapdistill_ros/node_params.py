@@ -2,7 +2,8 @@
 
 ``config/online_map.yaml`` (ROS 2 params-file format, node ``online_map_node``) holds exactly these
 parameters with these defaults. Types are ROS parameter types: bool, int, float (double), str and
-list (string array).
+list (string array). Parameters marked ``runtime`` may change while the node runs (``ros2 param
+set``), validated like at start-up (``runtime_update``); the others are read-only once it started.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Parameter:
     default: Any
     type: type
     description: str
+    runtime: bool = False
 
 
 PARAMETERS: tuple[Parameter, ...] = (
@@ -62,13 +64,15 @@ PARAMETERS: tuple[Parameter, ...] = (
         bool,
         "torch backend: capture the model as a CUDA graph per input shape and replay it (GPU only; CPU: eager).",
     ),
-    Parameter("score_threshold", 0.3, float, "Publish elements scoring at least this, in [0, 1]."),
+    Parameter("score_threshold", 0.3, float, "Publish elements scoring at least this, in [0, 1].", runtime=True),
     Parameter("sync_slop_s", 0.1, float, "Largest spread of camera stamps within one synchronized set, seconds."),
     Parameter("queue_size", 5, int, "Most camera sets waiting for synchronization at once."),
     Parameter("min_cameras", 4, int, "Fewest cameras a set may have and still be used (1 to 6)."),
-    Parameter("max_frame_age_s", 0.5, float, "Skip a set older than this when inference can start, seconds."),
+    Parameter(
+        "max_frame_age_s", 0.5, float, "Skip a set older than this when inference can start, seconds.", runtime=True
+    ),
     Parameter("output_frame", topics.BASE_FRAME, str, "Ego frame: the model predicts in it, cameras are found in it."),
-    Parameter("marker_width", 0.2, float, "Line width of the RViz markers, metres."),
+    Parameter("marker_width", 0.2, float, "Line width of the RViz markers, metres.", runtime=True),
     Parameter(
         "input_reliability", "best_effort", str, "QoS reliability of the image subscriptions: best_effort, reliable."
     ),
@@ -129,3 +133,20 @@ def validate_parameters(values: dict[str, Any], source: str = "parameters") -> d
             p = next(p for p in PARAMETERS if p.name == name)
             raise ValueError(f"{source}: parameter '{name}' = {out[name]!r} is out of range ({p.description})")
     return out
+
+
+RUNTIME = tuple(p.name for p in PARAMETERS if p.runtime)
+
+
+def runtime_update(current: dict[str, Any], changes: dict[str, Any], source: str = "parameters") -> dict[str, Any]:
+    """The node's parameters after ``changes`` set while it runs (names that are not ours, such as
+    rclpy's use_sim_time, are left to rclpy). Raises ValueError naming ``source`` and the parameter
+    for one that is read at start-up only, or a value ``validate_parameters`` refuses."""
+    ours = {name: value for name, value in changes.items() if name in DEFAULTS}
+    fixed = sorted(set(ours) - set(RUNTIME))
+    if fixed:
+        raise ValueError(
+            f"{source}: parameter '{fixed[0]}' is read at start-up only (restart the node to change it); "
+            f"these change at runtime: {', '.join(RUNTIME)}"
+        )
+    return validate_parameters({**current, **ours}, source)

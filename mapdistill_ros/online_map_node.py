@@ -17,7 +17,7 @@ import threading
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -32,7 +32,7 @@ from mapdistill_ros import messages
 from mapdistill_ros.camera_feed import CameraFeed
 from mapdistill_ros.frame_sync import STALE, FrameAssembler, FrameSet, is_stale
 from mapdistill_ros.msg import MapElementArray
-from mapdistill_ros.node_params import NODE_NAME, PARAMETERS, validate_parameters
+from mapdistill_ros.node_params import NODE_NAME, PARAMETERS, runtime_update, validate_parameters
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
 from mapdistill_ros.stage_timer import StageTimer, diagnostic_array
 
@@ -56,7 +56,8 @@ class OnlineMapNode(Node):
     def __init__(self):
         super().__init__(NODE_NAME)
         for p in PARAMETERS:
-            self.declare_parameter(p.name, p.default, ParameterDescriptor(description=p.description))
+            descriptor = ParameterDescriptor(description=p.description, read_only=not p.runtime)
+            self.declare_parameter(p.name, p.default, descriptor)
         self.params = params = validate_parameters(
             {p.name: self.get_parameter(p.name).value for p in PARAMETERS}, f"node {self.get_fully_qualified_name()}"
         )
@@ -109,8 +110,21 @@ class OnlineMapNode(Node):
         self.create_timer(1.0, self.publish_diagnostics)
         self.create_timer(params["sync_slop_s"] / 2, self.expire_sets)  # a dead camera holds a set one slop
         self.running = True
+        self.add_on_set_parameters_callback(self.on_set_parameters)
         self.worker = threading.Thread(target=self.work, name="mapdistill-inference", daemon=True)
         self.worker.start()
+
+    def on_set_parameters(self, changes) -> SetParametersResult:
+        """`ros2 param set` while running: the runtime parameters, validated as at start-up."""
+        try:
+            params = runtime_update(
+                self.params, {c.name: c.value for c in changes}, f"node {self.get_fully_qualified_name()}"
+            )
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        self.params = params
+        self.pipeline.score_threshold, self.pipeline.marker_width = params["score_threshold"], params["marker_width"]
+        return SetParametersResult(successful=True)
 
     def on_info(self, camera: int, message: CameraInfo) -> None:
         self.infos[camera] = message
@@ -152,6 +166,8 @@ class OnlineMapNode(Node):
                     self.elements_pub.publish(result.elements)
                     self.markers_pub.publish(result.markers)
             except Exception as e:  # noqa: BLE001 - one bad frame must not stop the node
+                if not (self.running and rclpy.ok()):
+                    return  # shutting down: the publishers' context is gone, nothing to report
                 self.timer.drop("error")
                 self.get_logger().error(
                     f"frame at {frame_set.stamp_ns} ns failed: {e}", throttle_duration_sec=LOG_THROTTLE_S
@@ -174,12 +190,16 @@ class OnlineMapNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
+    """Run the node until Ctrl-C or shutdown; Ctrl-C at any point (also while the model loads) exits
+    quietly."""
     rclpy.init(args=args)
-    node = OnlineMapNode()
+    node = None
     try:
+        node = OnlineMapNode()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()

@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mapdistill_ros.node_params import DEFAULTS, NODE_NAME, PARAMETERS, RAW_TOPICS, validate_parameters
+from mapdistill_ros.node_params import (
+    DEFAULTS,
+    NODE_NAME,
+    PARAMETERS,
+    RAW_TOPICS,
+    RUNTIME,
+    runtime_update,
+    validate_parameters,
+)
 
 YAML = Path(__file__).resolve().parent.parent / "config/online_map.yaml"
 
@@ -67,3 +75,14 @@ def test_validation_errors_name_the_source_and_parameter(values, words):
     with pytest.raises(ValueError) as error:
         validate_parameters(values, "online_map.yaml")
     assert all(w in str(error.value) for w in ["online_map.yaml", *words]), str(error.value)
+
+
+def test_runtime_changes_apply_only_to_runtime_parameters_with_start_up_validation():
+    current = validate_parameters({})
+    assert RUNTIME == ("score_threshold", "max_frame_age_s", "marker_width")
+    changed = runtime_update(current, {"score_threshold": 0.9, "use_sim_time": True}, "node /online_map_node")
+    assert changed == {**current, "score_threshold": 0.9}  # rclpy's own use_sim_time is left to rclpy
+    with pytest.raises(ValueError, match=r"'score_threshold' = 1.5 is out of range"):
+        runtime_update(current, {"score_threshold": 1.5}, "node /online_map_node")
+    with pytest.raises(ValueError, match=r"node /online_map_node: parameter 'min_cameras' is read at start-up only"):
+        runtime_update(current, {"min_cameras": 9}, "node /online_map_node")
