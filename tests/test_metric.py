@@ -55,6 +55,17 @@ def test_average_precision_by_hand():
     assert average_precision(conf, tp, num_gt=0) == 0.0
 
 
+def test_average_precision_takes_the_precision_envelope():
+    # TP, FP, TP, TP against 4 ground truths: recall .25 .25 .5 .75, precision 1 .5 .67 .75. The
+    # envelope lifts recall .5 to precision .75 (the best at any higher recall): .25 * (1 + .75 + .75)
+    # = 0.625; without it .25 * (1 + 2/3 + .75) = 0.604.
+    conf = np.array([0.9, 0.8, 0.7, 0.6])
+    assert average_precision(conf, np.array([True, False, True, True]), num_gt=4) == pytest.approx(0.625)
+    # a false positive after the last true positive changes nothing; a missed ground truth caps recall
+    assert average_precision(np.array([0.9, 0.5]), np.array([True, False]), num_gt=1) == pytest.approx(1.0)
+    assert average_precision(np.array([0.9, 0.5]), np.array([False, True]), num_gt=2) == pytest.approx(0.25)
+
+
 def test_reversed_polyline_has_the_same_chamfer_distance():
     rng = np.random.default_rng(1)
     a = np.cumsum(rng.normal(size=(1, 100, 2)), axis=1)

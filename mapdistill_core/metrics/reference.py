@@ -13,7 +13,6 @@ import shapely
 from scipy.spatial.distance import cdist
 
 from mapdistill_core.map_elements import CLASS_NAMES, MapElement
-from mapdistill_core.metrics.average_precision import average_precision
 from mapdistill_core.metrics.evaluate import NUM_EVAL_POINTS, THRESHOLDS
 
 
@@ -37,6 +36,22 @@ def _score_matrix(preds: list[np.ndarray], gts: list[np.ndarray]) -> np.ndarray:
                 dist = cdist(pred, gt)
                 scores[i, j] = -(dist.min(axis=1).mean() + dist.min(axis=0).mean()) / 2
     return scores
+
+
+def _area_ap(confidences: list[float], tp: list[bool], num_gt: int) -> float:
+    """VOC "area" AP one detection at a time: precision and recall after each detection in
+    confidence order, the precision envelope by a backward pass, then the area of its steps."""
+    order = sorted(range(len(confidences)), key=lambda k: -confidences[k])
+    recall, precision, hits = [0.0], [0.0], 0
+    for rank, k in enumerate(order, start=1):
+        hits += tp[k]
+        recall.append(hits / num_gt)
+        precision.append(hits / rank)
+    recall.append(1.0)
+    precision.append(0.0)
+    for i in range(len(precision) - 2, -1, -1):
+        precision[i] = max(precision[i], precision[i + 1])
+    return sum((recall[i + 1] - recall[i]) * precision[i + 1] for i in range(len(recall) - 1))
 
 
 def reference_mean_ap(
@@ -66,7 +81,6 @@ def reference_mean_ap(
                         tp[i] = True
                 tps[threshold] += tp
         if num_gt:
-            conf_all = np.array(confidences)
-            per_class[name] = [average_precision(conf_all, np.array(tps[t], dtype=bool), num_gt) for t in THRESHOLDS]
+            per_class[name] = [_area_ap(confidences, tps[t], num_gt) for t in THRESHOLDS]
     mean_ap = float(np.mean([np.mean(v) for v in per_class.values()])) if per_class else 0.0
     return mean_ap, per_class
