@@ -126,6 +126,28 @@ def test_matcher_gives_zero_cost_to_reversed_and_shifted_ground_truth():
     assert parts["pts"] < 1e-6 and parts["dir"] < 1e-5
 
 
+def test_matcher_oracles_every_closed_ordering_and_never_padding():
+    t = np.linspace(0, 2 * np.pi, 20)
+    ring = np.stack([0.5 + 0.1 * np.cos(t), 0.6 + 0.1 * np.sin(t)], 1)
+    ring[-1] = ring[0]
+    open_line = np.stack([np.linspace(0.3, 0.9, 20), np.full(20, 0.3)], 1)
+    perms, mask = torch.zeros(2, 38, 20, 2), torch.zeros(2, 38, dtype=torch.bool)
+    for g, line in enumerate((ring, open_line)):
+        p = polyline_permutations(line)
+        perms[g, : len(p)], mask[g, : len(p)] = torch.from_numpy(p).float(), True
+    assert mask.sum(1).tolist() == [38, 2]  # 19 start points x 2 directions; an open line: 2
+    # every start point in both directions of the ring is an ordering with zero cost
+    for start in range(19):
+        for loop in (ring[:-1], ring[:-1][::-1]):
+            shifted = np.roll(loop, -start, axis=0)
+            prediction = torch.from_numpy(np.concatenate([shifted, shifted[:1]]))[None].float()
+            assert permutation_l1(prediction, perms[:1], mask[:1]).min() < 1e-6, start
+    # a prediction at the map corner (all zeros) must not match the open line's zero padding rows
+    corner = torch.zeros(1, 20, 2)
+    dist = permutation_l1(corner, perms[1:], mask[1:])[0, 0]
+    assert torch.isinf(dist[2:]).all() and dist.min() == pytest.approx(float(np.abs(open_line).mean()), abs=1e-6)
+
+
 def test_a_tiny_model_overfits_a_few_samples():
     """Proves the whole chain learns: a small student reaches a high mAP on the samples it fits."""
     torch.manual_seed(0)
