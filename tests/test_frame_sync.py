@@ -92,6 +92,21 @@ def test_messages_for_a_capture_already_given_out_are_late():
     assert late.reason == LATE and late.stamp_ns == 100 * MS
 
 
+def test_the_watermark_is_the_newest_stamp_given_out_so_no_capture_goes_out_twice():
+    sync = assembler(slop_s=0.01, min_cameras=1)
+    (complete,) = feed(sync, [(c, 100 * MS + c * MS) for c in range(6)])  # stamps 100..105 ms
+    assert complete.latest_ns == 105 * MS and sync.watermark_ns == 105 * MS
+    (late,) = sync.add(2, 103 * MS, "a repeat from inside the capture given out")
+    assert late.reason == LATE and sync.pending == []
+    assert sync.add(2, 106 * MS, "next") == [] and len(sync.pending) == 1
+
+
+def test_sets_go_out_oldest_first():
+    sync = assembler(slop_s=0.005, min_cameras=1, queue_size=5)
+    out = feed(sync, [(0, 110 * MS), (1, 100 * MS), (2, 120 * MS), (3, 200 * MS)]) + sync.flush()
+    assert [o.stamp_ns for o in out] == [100 * MS, 110 * MS, 120 * MS, 200 * MS]
+
+
 def test_pending_sets_are_bounded_by_queue_size():
     sync = assembler(slop_s=1.0, queue_size=3, min_cameras=1)
     out = feed(sync, [(0, i * MS) for i in range(10)])  # one camera faster than the slop: a set each
@@ -157,8 +172,8 @@ def test_latest_slot_replaces_a_waiting_item_and_counts_the_drop():
 
 def test_latest_slot_wakes_a_waiting_consumer():
     slot, got = LatestSlot(), []
-    consumer = threading.Thread(target=lambda: got.append(slot.get(timeout=5)))
+    consumer = threading.Thread(target=lambda: got.append(slot.get(timeout=60)))
     consumer.start()
     slot.put("frame")
-    consumer.join(timeout=5)
-    assert got == ["frame"]
+    consumer.join(timeout=20)  # woken by put, not by its 60 s timeout
+    assert got == ["frame"] and not consumer.is_alive()
