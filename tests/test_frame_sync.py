@@ -1,5 +1,6 @@
 """The online node's synchronization policy: FrameAssembler, LatestSlot and the frame age check."""
 
+import re
 import threading
 
 import pytest
@@ -114,9 +115,17 @@ def test_pending_sets_are_bounded_by_queue_size():
     assert [o.stamp_ns for o in out] == [i * MS for i in range(7)]
 
 
-@pytest.mark.parametrize("kwargs", [dict(min_cameras=0), dict(min_cameras=7), dict(queue_size=0), dict(slop_s=-1.0)])
-def test_bad_settings(kwargs):
-    with pytest.raises(ValueError, match="min_cameras"):
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        (dict(min_cameras=0), "min_cameras=0,"),
+        (dict(min_cameras=7), "min_cameras=7,"),
+        (dict(queue_size=0), "queue_size=0,"),
+        (dict(slop_s=-1.0), "slop_s=-1.0"),
+    ],
+)
+def test_bad_settings_name_the_value_at_fault(kwargs, named):
+    with pytest.raises(ValueError, match=re.escape(named)):
         assembler(**kwargs)
 
 

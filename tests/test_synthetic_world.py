@@ -185,7 +185,7 @@ def test_ground_truth_stays_in_the_region_and_crossings_stay_closed():
 
 def test_every_class_appears():
     classes = {c for i in range(4) for c, _ in sample("test", i, 0, SMALL).vectors}
-    assert classes == {0, 1, 2} or classes >= {0, 2}
+    assert classes == {0, 1, 2}  # pedestrian crossings included
 
 
 def test_split_seeds_never_overlap():
