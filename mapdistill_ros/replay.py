@@ -5,7 +5,7 @@ TransformCache, CameraInfo into the per-camera cache, images into the FrameAssem
 camera set it gives out through OnlinePipeline (decode, preprocess, MapPredictor, message building).
 Offline there is no deadline, so every set is processed (the node's latest-frame-wins drop only
 applies when inference is slower than the input). Predictions are paired with /map_gt/elements by
-stamp (see pair_by_stamp) and scored with the MapTR protocol.
+stamp and scored with the MapTR protocol (mapdistill_ros.scoring, shared with the live evaluator).
 
 Outputs in ``out``: ``predictions/`` (rosbag2 with the node's topics and the ground truth),
 ``predictions.json`` (MapTR submission format), ``ground_truth.json`` (MapTR's ground-truth format,
@@ -31,7 +31,6 @@ from mapdistill_core.checkpoint import CheckpointError
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
-from mapdistill_core.metrics import evaluate_vectors
 from mapdistill_core.metrics.maptr_json import ground_truth_document, predictions_document
 from mapdistill_core.plotting import save_bev_png
 from mapdistill_core.results import provenance, write_json
@@ -39,16 +38,15 @@ from mapdistill_ros import messages, topics
 from mapdistill_ros.bag_writer import MapBagWriter, sigint_deferred
 from mapdistill_ros.frame_sync import FrameAssembler, FrameSet
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
+from mapdistill_ros.scoring import ground_truth_for_predictions, pair_by_stamp, score
 from mapdistill_ros.stage_timer import StageTimer
 from mapdistill_ros.typestore import MessageFactory
 
 log = logging.getLogger("mapdistill.replay")
 
-NODE_ELEMENTS = "/online_map_node/map_elements"
-NODE_MARKERS = "/online_map_node/markers"
+NODE_ELEMENTS, NODE_MARKERS = topics.NODE_ELEMENTS, topics.NODE_MARKERS
 PICTURE_THRESHOLD = 0.3
 """The pictures draw predictions scoring at least this (or the replay's threshold, if higher)."""
-PAIR_TOLERANCE_NS = 250_000_000
 """A prediction and a ground truth further apart than this (0.25 s, half a nuScenes key-frame
 period) are not paired."""
 BAD_MESSAGE = "bad_message"
@@ -133,29 +131,6 @@ def camera_topics(available: set[str], bag: Path) -> tuple[dict[str, int], list[
             f"{', '.join(CAMERA_NAMES)}); the bag has: {', '.join(sorted(available)) or 'no topics'}"
         )
     return found, missing
-
-
-def pair_by_stamp(targets: list[int], candidates: list[int], tolerance_ns: int = PAIR_TOLERANCE_NS) -> dict[int, int]:
-    """Each target stamp -> the nearest candidate stamp within ``tolerance_ns``, each candidate used
-    at most once (targets in time order take the nearest free one)."""
-    free, pairs = sorted(candidates), {}
-    for target in sorted(targets):
-        near = [c for c in free if abs(c - target) <= tolerance_ns]
-        if near:
-            best = min(near, key=lambda c: abs(c - target))
-            pairs[target] = best
-            free.remove(best)
-    return pairs
-
-
-def score(predictions: dict[int, list[MapElement]], ground_truth: dict[int, list[MapElement]]) -> dict:
-    """MapTR Chamfer AP of the predictions paired with each ground-truth stamp (unpaired ground truth
-    counts as a frame with no predictions); keys: {"mAP", "AP", "counts", "paired", "ground_truth"}."""
-    pairs = pair_by_stamp(list(ground_truth), list(predictions))
-    result = evaluate_vectors(
-        {str(t): predictions[p] for t, p in pairs.items()}, {str(t): e for t, e in ground_truth.items()}
-    ).to_dict()
-    return {**result, "paired": len(pairs), "ground_truth": len(ground_truth)}
 
 
 class BagReplay:
@@ -345,16 +320,15 @@ def replay_bag(
     )
     tokens = {str(stamp): elements for stamp, elements in result.predictions.items()}
     write_json(out / "predictions.json", predictions_document(tokens, meta))
-    pairs = pair_by_stamp(list(result.ground_truth), list(result.predictions))
+    keyed, unscored = ground_truth_for_predictions(result.predictions, result.ground_truth)
     if result.ground_truth:
-        paired_tokens = {str(pairs.get(stamp, stamp)): elements for stamp, elements in result.ground_truth.items()}
-        write_json(out / "ground_truth.json", ground_truth_document(paired_tokens))
+        write_json(out / "ground_truth.json", ground_truth_document(keyed))
     metrics = {
         "meta": meta,
         "metrics": result.metrics,
         "no_metrics_reason": None if result.metrics else f"{bag} has no {topics.GT_ELEMENTS}",
         "missing_camera_topics": result.missing_topics,
-        "unscored_predictions": len(result.predictions) - len(pairs) if result.ground_truth else None,
+        "unscored_predictions": unscored if result.ground_truth else None,
         "latency_ms": {name: {"p50": s["p50_ms"], "p95": s["p95_ms"]} for name, s in result.timing["stages"].items()},
         "frames": {"processed": result.timing["frames"], "dropped": result.timing["dropped"]},
     }

@@ -11,6 +11,8 @@ TF_STATIC = "/tf_static"
 LIDAR = "/LIDAR_TOP"
 GT_ELEMENTS = "/map_gt/elements"
 GT_MARKERS = "/map_gt/markers"
+NODE_ELEMENTS = "/online_map_node/map_elements"  # the online node's outputs (~/map_elements, ~/markers)
+NODE_MARKERS = "/online_map_node/markers"
 
 
 def image_topic(camera: str, compressed: bool = True) -> str:

@@ -7,9 +7,11 @@ import dataclasses
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +70,24 @@ def mapdistill(*args: str) -> subprocess.Popen:
     )
 
 
+class ProgressReader:
+    """Collects a process's stderr in a thread (tqdm's carriage returns read as line ends) and tells
+    how far its progress bar has come."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=lambda: self.lines.extend(process.stderr), daemon=True)
+        self.thread.start()
+
+    def done(self, bar: str) -> int:
+        counts = [int(m.group(1)) for line in list(self.lines) if (m := re.search(rf"{bar}:.*?(\d+)/\d+ ", line))]
+        return max(counts, default=0)
+
+    def text(self) -> str:
+        self.thread.join(timeout=60)
+        return "".join(self.lines)
+
+
 def test_sigkill_mid_epoch_then_resume_continues_the_loss_curve(tmp_path):
     # 4 steps per epoch; a checkpoint every 3 steps and at each epoch's end, so the kill lands after
     # steps the resumed run trains again
@@ -109,10 +129,11 @@ def test_ctrl_c_while_writing_a_bag_leaves_a_readable_partial_bag(tmp_path, stor
         "synthetic2bag", "--config", str(tmp_path / "world.yaml"), "--scenes", "100", "--out", str(bag),
         "--storage", storage,
     )  # fmt: skip
-    wait_for(lambda: bag.exists(), process, "the bag folder")
-    time.sleep(3.0)
+    progress = ProgressReader(process)
+    wait_for(lambda: progress.done("synthetic2bag") >= 3, process, "3 samples written")
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    process.wait(timeout=60)
+    stderr = progress.text()
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
     messages, _ = read_bag(bag)  # every message deserializes
@@ -131,10 +152,12 @@ def test_ctrl_c_during_replay_keeps_complete_outputs_for_the_frames_done(tmp_pat
         "replay", str(tmp_path / "bag"), "--weights", str(tmp_path / "student.safetensors"), "--out", str(out),
         "--device", "cpu", "--min-cameras", "6",
     )  # fmt: skip
-    wait_for(lambda: (out / "predictions").exists(), process, "the predictions bag")
-    time.sleep(3.0)
+    progress = ProgressReader(process)
+    wait_for(lambda: progress.done("replay") >= 60, process, "a few frames replayed (60 messages)")
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    stdout = process.stdout.read()  # until it exits (stderr goes to the reader thread)
+    process.wait(timeout=120)
+    stderr = progress.text()
     assert process.returncode == 130, stderr
     metrics = json.loads((out / "metrics.json").read_text())
     frames = metrics["frames"]["processed"]

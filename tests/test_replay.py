@@ -21,7 +21,7 @@ from mapdistill_core.models.model import build_model
 from mapdistill_ros import topics
 from mapdistill_ros.bag_writer import MapBagWriter
 from mapdistill_ros.cli import main
-from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS, BagError, BagReplay, pair_by_stamp, replay_bag
+from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS, BagError, BagReplay, replay_bag
 from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, sample_frame, write_synthetic_bag
 from tests.model_fixtures import TEACHER, WORLD
 from tests.test_bags import read_bag
@@ -127,10 +127,6 @@ def test_a_bag_without_cameras_is_a_clear_error(samples, weights, tmp_path, caps
         replay_bag(tmp_path / "gt_only", weights, tmp_path / "out", device="cpu")
     code = main(["replay", str(tmp_path / "gt_only"), "--weights", str(weights), "--out", str(tmp_path / "o2")])
     assert code == 2 and "/LIDAR_TOP" in capsys.readouterr().err
-
-
-def test_pair_by_stamp_nearest_within_tolerance_each_used_once():
-    assert pair_by_stamp([100, 200, 1_000], [105, 190, 195, 5_000], tolerance_ns=20) == {100: 105, 200: 195}
 
 
 def test_a_truncated_bag_is_a_clear_error_and_writes_nothing(png_bag, weights, tmp_path):
