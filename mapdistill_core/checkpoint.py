@@ -14,17 +14,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from mapdistill_core.atomic import atomic_output
-from mapdistill_core.config import ConfigError, config_from_dict, config_to_dict
+from mapdistill_core.config import config_from_dict, config_to_dict
+from mapdistill_core.errors import CheckpointError, ConfigError
 from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.models.config import ModelConfig
 from mapdistill_core.models.model import MapModel, build_model
 from mapdistill_core.resources import resolve
 
 FORMAT = "mapdistill.model/1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is unreadable, not ours, or does not fit its model config."""
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:

@@ -8,25 +8,19 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from mapdistill_core.checkpoint import CheckpointError
-from mapdistill_core.config import ConfigError, config_from_dict, load_config
-from mapdistill_core.data.sample import SampleFileError, load_sample
-from mapdistill_core.data.synthetic.config import SyntheticConfig
-from mapdistill_core.metrics import (
-    MapFileError,
-    evaluate_vectors,
-    format_table,
-    load_ground_truth,
-    load_predictions,
-)
-from mapdistill_core.options import OptionError, Parser, device, fraction, int_range
-from mapdistill_core.plotting import save_bev_png, save_sample_png
-from mapdistill_core.results import provenance, write_json
+from mapdistill_core.config import config_from_dict, load_config
+from mapdistill_core.errors import CheckpointError, MapdistillError, MapFileError, OptionError
+from mapdistill_core.options import Parser, device, fraction, int_range
+
+# Each command imports what it needs (torch, matplotlib, shapely ...) when it runs, so that --help
+# and the light commands start fast.
 
 log = logging.getLogger("mapdistill")
 
 
 def _load_pair(pred_path: str, gt_path: str):
+    from mapdistill_core.metrics import load_ground_truth, load_predictions
+
     predictions = load_predictions(pred_path)
     if predictions.skipped_short:
         log.warning(
@@ -38,6 +32,9 @@ def _load_pair(pred_path: str, gt_path: str):
 
 
 def cmd_eval_vectors(args: argparse.Namespace) -> int:
+    from mapdistill_core.metrics import evaluate_vectors, format_table
+    from mapdistill_core.results import provenance, write_json
+
     predictions, ground_truth = _load_pair(args.pred, args.gt)
     try:
         result = evaluate_vectors(predictions.samples, ground_truth.samples)
@@ -58,6 +55,8 @@ def cmd_eval_vectors(args: argparse.Namespace) -> int:
 
 
 def cmd_plot_vectors(args: argparse.Namespace) -> int:
+    from mapdistill_core.plotting import save_bev_png
+
     predictions, ground_truth = _load_pair(args.pred, args.gt)
     if args.token not in ground_truth.samples:
         examples = ", ".join(list(ground_truth.samples)[:5])
@@ -74,6 +73,7 @@ def cmd_plot_vectors(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from mapdistill_core.data.synthetic.config import SyntheticConfig
     from mapdistill_core.data.synthetic.generate import generate_split
 
     config = load_config(SyntheticConfig, args.config)
@@ -84,6 +84,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_show_sample(args: argparse.Namespace) -> int:
+    from mapdistill_core.data.sample import load_sample
+    from mapdistill_core.data.synthetic.config import SyntheticConfig
+    from mapdistill_core.plotting import save_sample_png
+
     if args.file:
         sample = load_sample(args.file)
     else:
@@ -117,7 +121,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from mapdistill_core.training.experiment import Experiment, ExperimentPlan
 
     if args.parallel is not None and args.parallel < 1:
-        raise ConfigError(f"--parallel must be >= 1, got {args.parallel}")
+        raise OptionError(f"--parallel must be >= 1, got {args.parallel}")
     plan = load_config(ExperimentPlan, args.config)
     experiment = Experiment(plan, args.config)
     if not args.report_only:
@@ -142,8 +146,12 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from mapdistill_core.checkpoint import load_model
+    from mapdistill_core.data.synthetic.config import SyntheticConfig
     from mapdistill_core.inference import resolve_device
+    from mapdistill_core.metrics import evaluate_vectors, format_table
     from mapdistill_core.metrics.maptr_json import ground_truth_document, predictions_document
+    from mapdistill_core.plotting import save_bev_png
+    from mapdistill_core.results import provenance, write_json
     from mapdistill_core.training.config import DataConfig, ExperimentConfig
     from mapdistill_core.training.datasets import build_dataset
     from mapdistill_core.training.evaluation import predict_dataset
@@ -405,15 +413,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(package).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.func(args)
-    except (
-        MapFileError,
-        ConfigError,
-        SampleFileError,
-        CheckpointError,
-        OptionError,
-        FileExistsError,
-        FileNotFoundError,
-    ) as e:
+    except (MapdistillError, FileExistsError, FileNotFoundError) as e:
         print(f"mapdistill {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

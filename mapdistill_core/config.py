@@ -16,13 +16,10 @@ from typing import Any, TypeVar
 
 import yaml
 
+from mapdistill_core.errors import ConfigError
 from mapdistill_core.resources import resolve
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config file has an unknown key, a missing key or a value of the wrong type."""
 
 
 def input_file(kind: str, must_exist: bool = True) -> dict:

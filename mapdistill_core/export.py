@@ -25,10 +25,11 @@ import torch
 from torch import nn
 
 from mapdistill_core.atomic import atomic_output
-from mapdistill_core.checkpoint import CheckpointError, load_model
+from mapdistill_core.checkpoint import load_model
 from mapdistill_core.config import config_to_dict
 from mapdistill_core.data.batch import collate, placeholder_intrinsics
 from mapdistill_core.data.sample import Sample
+from mapdistill_core.errors import CheckpointError
 from mapdistill_core.inference import ONNX_FORMAT, ONNX_INPUTS, ONNX_OUTPUTS, OnnxRuntimeBackend, TorchBackend
 from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.models.model import MapModel

@@ -10,6 +10,9 @@ import argparse
 import re
 from collections.abc import Callable
 
+BACKENDS = ("torch", "onnxruntime")  # inference backends: PyTorch weights, or an exported ONNX file
+BAG_STORAGES = ("mcap", "sqlite3")  # rosbag2 storage plugins the bag writers offer
+
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -18,11 +21,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-class OptionError(ValueError):
-    """An option's value is valid alone but not with the inputs (a sample index past the scene's end,
-    an output path that is a folder); the command line prints it in one line, exit code 2."""
 
 
 def int_range(low: int, high: int | None = None) -> Callable[[str], int]:

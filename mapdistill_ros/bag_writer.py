@@ -22,10 +22,11 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from mapdistill_core.map_elements import MapElement
+from mapdistill_core.options import BAG_STORAGES
 from mapdistill_ros import messages, topics
 from mapdistill_ros.typestore import MessageFactory
 
-STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+STORAGES = dict(zip(BAG_STORAGES, (StoragePlugin.MCAP, StoragePlugin.SQLITE3), strict=True))
 BAG_VERSION = 8
 _INFINITE = QosTime(sec=2147483647, nsec=4294967295)
 

@@ -9,9 +9,8 @@ import sys
 from mapdistill_core.cli import build_parser, run
 from mapdistill_core.config import load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
-from mapdistill_core.inference import BACKENDS
-from mapdistill_core.options import device, fraction, int_range
-from mapdistill_ros.bag_writer import STORAGES
+from mapdistill_core.errors import OptionError
+from mapdistill_core.options import BACKENDS, BAG_STORAGES, device, fraction, int_range
 
 
 def cmd_synthetic2bag(args: argparse.Namespace) -> int:
@@ -35,7 +34,7 @@ def cmd_nuscenes2bag(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from mapdistill_core.metrics import EvalResult, format_table
-    from mapdistill_ros.replay import BagError, replay_bag
+    from mapdistill_ros.replay import replay_bag
 
     torch_only = [
         flag
@@ -43,31 +42,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if used
     ]
     if args.backend == "onnxruntime" and torch_only:
-        print(
-            f"mapdistill replay: error: {' and '.join(torch_only)} {'apply' if len(torch_only) > 1 else 'applies'} "
-            "to the torch backend; "
-            "an ONNX file has its own",
-            file=sys.stderr,
-        )
-        return 2
+        verb = "apply" if len(torch_only) > 1 else "applies"
+        raise OptionError(f"{' and '.join(torch_only)} {verb} to the torch backend; an ONNX file has its own")
 
-    try:
-        result = replay_bag(
-            args.bag,
-            args.weights,
-            args.out,
-            args.config,
-            args.device,
-            args.score_threshold,
-            args.min_cameras,
-            not args.no_pictures,
-            args.backend,
-            args.half,
-            args.cuda_graphs,
-        )
-    except BagError as e:
-        print(f"mapdistill replay: error: {e}", file=sys.stderr)
-        return 2
+    result = replay_bag(
+        args.bag,
+        args.weights,
+        args.out,
+        args.config,
+        args.device,
+        args.score_threshold,
+        args.min_cameras,
+        not args.no_pictures,
+        args.backend,
+        args.half,
+        args.cuda_graphs,
+    )
     timing = result.timing
     print(f"{timing['frames']} camera sets processed, dropped: {timing['dropped'] or 'none'}")
     for name, stage in timing["stages"].items():
@@ -98,7 +88,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def add_bag_output(p: argparse.ArgumentParser) -> None:
     """--out and --storage of the commands that write a bag."""
     p.add_argument("--out", required=True, help="bag folder to create (must not exist)")
-    p.add_argument("--storage", default="mcap", choices=sorted(STORAGES), help="storage (default: %(default)s)")
+    p.add_argument("--storage", default="mcap", choices=BAG_STORAGES, help="storage (default: %(default)s)")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

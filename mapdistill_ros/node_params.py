@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mapdistill_core.data.sample import CAMERA_NAMES
-from mapdistill_core.inference import BACKENDS
+from mapdistill_core.options import BACKENDS
 from mapdistill_ros import topics
 
 NODE_NAME = "online_map_node"

@@ -16,8 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mapdistill_core.data.nuscenes import LIDAR, POINT_FIELDS, NuScenesSource
-from mapdistill_core.data.nuscenes_map import NuScenesError
 from mapdistill_core.data.sample import CAMERA_NAMES
+from mapdistill_core.errors import NuScenesError
 from mapdistill_core.map_elements import MapElement
 from mapdistill_ros.bag_writer import CameraFrame, DriveFrame, MapBagWriter
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from mapdistill_core.checkpoint import CheckpointError
 from mapdistill_core.data.batch import intrinsics_scale, placeholder_intrinsics, resize_image
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
+from mapdistill_core.errors import CheckpointError
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
 from mapdistill_ros import messages

@@ -27,8 +27,8 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
-from mapdistill_core.checkpoint import CheckpointError
 from mapdistill_core.data.sample import CAMERA_NAMES
+from mapdistill_core.errors import BagError, CheckpointError
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics.maptr_json import ground_truth_document, predictions_document
@@ -62,10 +62,6 @@ TOPIC_TYPES: dict[str, str] = {
     **{topics.image_topic(c, compressed=False): "sensor_msgs/msg/Image" for c in CAMERA_NAMES},
 }
 """The message type of each topic the replay reads; other topics are ignored, whatever their type."""
-
-
-class BagError(ValueError):
-    """A bag that cannot be replayed (names the bag and what it lacks)."""
 
 
 @dataclass

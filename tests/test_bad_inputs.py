@@ -26,18 +26,19 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from safetensors.torch import save_file
 
-from mapdistill_core.checkpoint import CheckpointError, load_model, read_extra, read_safetensors
-from mapdistill_core.config import ConfigError, config_to_dict, load_config
+from mapdistill_core.checkpoint import load_model, read_extra, read_safetensors
+from mapdistill_core.config import config_to_dict, load_config
 from mapdistill_core.data.sample import CAMERA_NAMES
+from mapdistill_core.errors import BagError, CheckpointError, ConfigError, MapFileError
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
-from mapdistill_core.metrics import MapFileError, load_ground_truth, load_predictions
+from mapdistill_core.metrics import load_ground_truth, load_predictions
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_ros import messages, topics
 from mapdistill_ros.bag_writer import LATCHED, MapBagWriter
 from mapdistill_ros.image_decoding import decode, intrinsics
 from mapdistill_ros.node_params import NODE_NAME, validate_parameters
-from mapdistill_ros.replay import BAD_MESSAGE, BagError, BagReplay, replay_bag
+from mapdistill_ros.replay import BAD_MESSAGE, BagReplay, replay_bag
 from mapdistill_ros.synthetic2bag import encode_image, sample_frame
 from mapdistill_ros.typestore import MessageFactory
 from tests.model_fixtures import STUDENT, samples

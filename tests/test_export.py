@@ -10,8 +10,9 @@ import onnx
 import pytest
 import torch
 
-from mapdistill_core.checkpoint import CheckpointError, load_model, save_model
+from mapdistill_core.checkpoint import load_model, save_model
 from mapdistill_core.cli import main
+from mapdistill_core.errors import CheckpointError
 from mapdistill_core.export import ExportedModel, check_export, example_batch, export_onnx
 from mapdistill_core.inference import MapPredictor, OnnxRuntimeBackend, TorchBackend
 from mapdistill_core.models import view_transforms
@@ -98,7 +99,11 @@ def test_float16_export_runs_in_onnxruntime_close_to_float32(weights, exported, 
     model, _ = load_model(weights)
     check = check_export(model, path, example_batch(model, samples=samples(2)))
     assert check.ran, check.reason
-    assert check.max_logit_error < 0.05 and check.max_point_error_m < 0.5
+    # measured: 0.0018 in a logit and 0.030 m (onnxruntime 1.32, this tiny student); float16 rounding, not noise
+    assert check.max_logit_error < 0.006 and check.max_point_error_m < 0.09, (
+        check.max_logit_error,
+        check.max_point_error_m,
+    )
 
 
 def test_export_command_checks_the_file_against_pytorch(weights, tmp_path, capsys):

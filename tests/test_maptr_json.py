@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from mapdistill_core.metrics import MapFileError, load_ground_truth, load_predictions
+from mapdistill_core.errors import MapFileError
+from mapdistill_core.metrics import load_ground_truth, load_predictions
 from mapdistill_core.metrics.maptr_json import ground_truth_document, predictions_document
 from tests.metric_cases import hline
 

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from mapdistill_core.errors import MapFileError
 from mapdistill_core.map_elements import MapElement
-from mapdistill_core.metrics import MapFileError, evaluate_vectors
+from mapdistill_core.metrics import evaluate_vectors
 from mapdistill_core.metrics.average_precision import assign_true_positives, average_precision
 from mapdistill_core.metrics.chamfer import (
     NON_CANDIDATE,

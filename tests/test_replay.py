@@ -14,6 +14,7 @@ from mapdistill_core.checkpoint import save_model
 from mapdistill_core.cli import main as core_main
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.data.synthetic.world import SyntheticScene
+from mapdistill_core.errors import BagError
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics import evaluate_vectors, load_ground_truth
@@ -21,7 +22,7 @@ from mapdistill_core.models.model import build_model
 from mapdistill_ros import topics
 from mapdistill_ros.bag_writer import MapBagWriter
 from mapdistill_ros.cli import main
-from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS, BagError, BagReplay, replay_bag
+from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS, BagReplay, replay_bag
 from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, sample_frame, write_synthetic_bag
 from tests.model_fixtures import TEACHER, WORLD
 from tests.test_bags import read_bag

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mapdistill_core.checkpoint import CheckpointError, read_model_config
-from mapdistill_core.config import ConfigError, load_config
+from mapdistill_core.checkpoint import read_model_config
+from mapdistill_core.config import load_config
+from mapdistill_core.errors import CheckpointError, ConfigError
 from mapdistill_core.resources import resolve, shipped
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.experiment import ExperimentPlan

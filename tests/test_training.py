@@ -10,9 +10,10 @@ import sys
 import pytest
 import torch
 
-from mapdistill_core.checkpoint import CheckpointError, load_model, load_weights, read_extra, save_model
+from mapdistill_core.checkpoint import load_model, load_weights, read_extra, save_model
 from mapdistill_core.cli import main
 from mapdistill_core.config import config_to_dict, load_config
+from mapdistill_core.errors import CheckpointError
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.trainer import Trainer

@@ -17,8 +17,9 @@ from nuscenes.utils.splits import create_splits_scenes
 from pyquaternion import Quaternion
 from torch.utils.data import Dataset
 
-from mapdistill_core.data.nuscenes_map import NuScenesError, NuScenesMapGT
+from mapdistill_core.data.nuscenes_map import NuScenesMapGT
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
+from mapdistill_core.errors import NuScenesError
 
 SPLITS: dict[str, dict[str, str]] = {
     "v1.0-mini": {"train": "mini_train", "val": "mini_val"},

@@ -23,7 +23,7 @@ import numpy as np
 import shapely
 from nuscenes.map_expansion.map_api import NuScenesMap
 
-from mapdistill_core.data.sample import SampleFileError
+from mapdistill_core.errors import NuScenesError
 from mapdistill_core.map_elements import CLASS_IDS, REGION
 
 LOCATIONS: tuple[str, ...] = (
@@ -41,13 +41,6 @@ DOWNLOAD_HINT = (
     "download the nuScenes map expansion v1.3 (nuScenes-map-expansion-v1.3.zip, https://www.nuscenes.org/download) "
     "and unzip it into {maps}"
 )
-
-
-class NuScenesError(SampleFileError):
-    """A nuScenes folder lacks a table, a file or a map, or a split, scene or location name is unknown.
-
-    A SampleFileError, so the command line reports it as a data error.
-    """
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mapdistill_core.atomic import atomic_output
+from mapdistill_core.errors import SampleFileError
 from mapdistill_core.map_elements import CLASS_NAMES, MapElement
 
 CAMERA_NAMES: tuple[str, ...] = (
@@ -35,10 +36,6 @@ CAMERA_NAMES: tuple[str, ...] = (
     "CAM_BACK_LEFT",
     "CAM_BACK_RIGHT",
 )
-
-
-class SampleFileError(ValueError):
-    """A sample file is missing, truncated or has a field of the wrong shape or type."""
 
 
 @dataclass

@@ -9,9 +9,10 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from mapdistill_core.config import config_from_dict
-from mapdistill_core.data.sample import Sample, SampleFileError, load_sample
+from mapdistill_core.data.sample import Sample, load_sample
 from mapdistill_core.data.synthetic.config import SyntheticConfig, scene_name
 from mapdistill_core.data.synthetic.world import SyntheticScene
+from mapdistill_core.errors import SampleFileError
 
 INDEX_FILE = "index.json"
 

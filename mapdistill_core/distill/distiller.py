@@ -7,9 +7,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from mapdistill_core.checkpoint import load_model
-from mapdistill_core.config import ConfigError
 from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.distill.losses import head_loss, hidden_loss, pair_queries, relation_loss
+from mapdistill_core.errors import ConfigError
 from mapdistill_core.models.config import ModelConfig
 from mapdistill_core.models.criterion import MapCriterion
 from mapdistill_core.models.model import MapModel

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mapdistill_core.errors import MapFileError
 from mapdistill_core.map_elements import CLASS_NAMES, MapElement
 from mapdistill_core.metrics.average_precision import assign_true_positives, average_precision
 from mapdistill_core.metrics.chamfer import score_matrix
-from mapdistill_core.metrics.maptr_json import MapFileError
 from mapdistill_core.polyline import resample_polylines
 
 THRESHOLDS: tuple[float, ...] = (0.5, 1.0, 1.5)

@@ -23,11 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mapdistill_core.errors import MapFileError
 from mapdistill_core.map_elements import CLASS_IDS, CLASS_NAMES, MapElement
-
-
-class MapFileError(ValueError):
-    """A vector-map file is malformed; the message names the file, sample and field."""
 
 
 @dataclass

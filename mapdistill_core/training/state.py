@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from mapdistill_core.checkpoint import CheckpointError, atomic_save, load_weights, read_safetensors
+from mapdistill_core.checkpoint import atomic_save, load_weights, read_safetensors
+from mapdistill_core.errors import CheckpointError
 
 STATE_FORMAT = "mapdistill.train-state/1"
 

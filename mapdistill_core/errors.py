@@ -1,0 +1,39 @@
+"""The errors bad input causes, in one place.
+
+Each message names the file, key, field, topic or option at fault. ``MapdistillError`` is their
+base: the command line prints any of them as one line and exits with code 2. This module imports
+nothing, so the command line can name these errors without loading torch.
+"""
+
+
+class MapdistillError(ValueError):
+    """Bad input, named in the message (the command line: one line, exit code 2)."""
+
+
+class ConfigError(MapdistillError):
+    """A config file has an unknown key, a missing key or a value of the wrong type."""
+
+
+class OptionError(MapdistillError):
+    """An option's value is valid alone but not with the inputs (a sample index past the scene's end,
+    an output path that is a folder)."""
+
+
+class MapFileError(MapdistillError):
+    """A vector-map file is malformed; the message names the file, sample and field."""
+
+
+class CheckpointError(MapdistillError):
+    """A checkpoint is unreadable, not ours, or does not fit its model config."""
+
+
+class SampleFileError(MapdistillError):
+    """A sample file is missing, truncated or has a field of the wrong shape or type."""
+
+
+class NuScenesError(SampleFileError):
+    """A nuScenes folder lacks a table, a file or a map, or a split, scene or location name is unknown."""
+
+
+class BagError(MapdistillError):
+    """A bag that cannot be read or replayed (names the bag and what it lacks)."""
