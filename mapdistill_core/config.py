@@ -105,21 +105,35 @@ def config_from_dict(cls: type[T], data: dict, source: str = "<config>", base: s
     return _build(cls, data, source, None if base is None else Path(base))
 
 
-def load_config(cls: type[T], path: str | Path) -> T:
-    """Read a YAML file into dataclass ``cls``; errors name the file and the key path.
-
-    ``path`` that is not there but names a shipped config (``synthetic.yaml``,
-    ``config/synthetic.yaml``) reads the shipped one."""
+def _read_yaml(path: str | Path) -> tuple[Path, Any]:
+    """The config file ``path`` names (a shipped one by name, see ``resources.resolve``) and its YAML."""
     try:
         path = Path(resolve(path, "config"))
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return path, yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise ConfigError(str(e)) from None
     except OSError as e:
         raise ConfigError(f"{path}: not readable ({e.strerror})") from None
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
+
+
+def load_config(cls: type[T], path: str | Path) -> T:
+    """Read a YAML file into dataclass ``cls``; errors name the file and the key path.
+
+    ``path`` that is not there but names a shipped config (``synthetic.yaml``,
+    ``config/synthetic.yaml``) reads the shipped one."""
+    path, data = _read_yaml(path)
     return config_from_dict(cls, {} if data is None else data, str(path), path.parent)
+
+
+def load_section(cls: type[T], path: str | Path, key: str) -> T:
+    """Section ``key`` of a YAML config file read into dataclass ``cls`` (for example the ``model:``
+    of an experiment config, for inference), strictly; the file's other sections are not read."""
+    path, data = _read_yaml(path)
+    if not isinstance(data, dict) or key not in data:
+        raise ConfigError(f"{path}: no '{key}' section")
+    return config_from_dict(cls, data[key], f"{path}: {key}", path.parent)
 
 
 def config_to_dict(config: Any) -> dict:

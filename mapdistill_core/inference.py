@@ -16,17 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.checkpoint import load_model
-from mapdistill_core.config import config_from_dict, load_config
+from mapdistill_core.config import config_from_dict, load_section
 from mapdistill_core.data.batch import collate, placeholder_intrinsics
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.errors import CheckpointError, ConfigError
 from mapdistill_core.map_elements import CLASS_NAMES, MapElement
-from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.models.config import ModelConfig
 from mapdistill_core.models.model import MapModel
 from mapdistill_core.options import BACKENDS
-from mapdistill_core.training.config import ExperimentConfig
 
 ONNX_FORMAT = "mapdistill.onnx/1"
 ONNX_INPUTS = ("images", "intrinsics", "cam_to_ego", "camera_mask")
@@ -270,7 +269,7 @@ class MapPredictor:
         if backend != "torch":
             raise ValueError(f"unknown inference backend {backend!r}; choose one of {BACKENDS}")
         target = resolve_device(device)
-        config = load_config(ExperimentConfig, model_config).model if model_config else None
+        config = load_section(ModelConfig, model_config, "model") if model_config else None
         model, _ = load_model(path, target, config)
         return cls(TorchBackend(model, target, half, cuda_graphs))
 

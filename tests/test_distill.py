@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.checkpoint import load_model, save_model
 from mapdistill_core.config import load_config
 from mapdistill_core.data.batch import collate, element_targets
@@ -17,7 +18,6 @@ from mapdistill_core.distill.distiller import Distiller
 from mapdistill_core.distill.losses import head_loss, hidden_loss, pair_queries, relation_loss
 from mapdistill_core.errors import ConfigError
 from mapdistill_core.map_elements import CLASS_IDS
-from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.models.matcher import HungarianMatcher
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig

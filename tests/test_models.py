@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.data.batch import collate
 from mapdistill_core.data.synthetic.sensors import camera_intrinsics, camera_to_ego
 from mapdistill_core.inference import decode
 from mapdistill_core.metrics import evaluate_vectors
 from mapdistill_core.models import view_transforms
 from mapdistill_core.models.backbone import FPN, ResNet
-from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.models.config import BackboneConfig, LossConfig, LSSConfig
 from mapdistill_core.models.criterion import MapCriterion
 from mapdistill_core.models.matcher import HungarianMatcher, permutation_l1

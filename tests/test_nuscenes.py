@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import shapely
 
+from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.data.batch import collate
 from mapdistill_core.data.nuscenes import NuScenesDataset, NuScenesSource
 from mapdistill_core.data.nuscenes_map import NuScenesMapGT
 from mapdistill_core.data.sample import CAMERA_NAMES, load_sample, save_sample
 from mapdistill_core.errors import NuScenesError
 from mapdistill_core.map_elements import CLASS_IDS, is_closed
-from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.training.config import DataConfig
 from mapdistill_core.training.datasets import build_dataset
 from tests.nuscenes_fixture import (

@@ -1,5 +1,6 @@
-"""The repository is a valid ROS 2 package and keeps the layering contract of DESIGN.md."""
+"""The repository is a valid ROS 2 package and keeps its layers (docs/design.md)."""
 
+import ast
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -61,3 +62,41 @@ def test_core_never_imports_ros():
         str(p.relative_to(ROOT)) for p in (ROOT / "mapdistill_core").rglob("*.py") if pattern.search(p.read_text())
     ]
     assert offenders == []
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    return found | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+
+# layer -> the layers above it, which it must never import (imports point down the layers)
+LAYERS = {
+    "mapdistill_core.models": ("mapdistill_core.data", "mapdistill_core.training", "mapdistill_core.inference",
+                               "mapdistill_core.distill"),
+    "mapdistill_core.data": ("mapdistill_core.models", "mapdistill_core.training", "mapdistill_core.inference",
+                             "mapdistill_core.distill"),
+    "mapdistill_core.metrics": ("mapdistill_core.models", "mapdistill_core.data", "mapdistill_core.training", "torch"),
+    "mapdistill_core.inference": ("mapdistill_core.training", "mapdistill_core.distill"),
+    "mapdistill_core.distill": ("mapdistill_core.training",),
+    "mapdistill_core.errors": ("mapdistill_core", "mapdistill_ros", "torch"),
+}  # fmt: skip
+
+
+def test_imports_point_down_the_layers():
+    offenders = []
+    for path in sorted((ROOT / "mapdistill_core").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for layer, above in LAYERS.items():
+            if module == layer or module.startswith(layer + "."):
+                offenders += [
+                    f"{module} imports {name}"
+                    for name in imported_modules(path)
+                    if any(name == a or name.startswith(a + ".") for a in above)
+                ]
+    assert offenders == []
+
+
+def test_no_node_imports_the_offline_replay():
+    nodes = [ROOT / "mapdistill_ros" / "online_map_node.py", ROOT / "mapdistill_ros" / "evaluator_node.py"]
+    assert [str(p.name) for p in nodes if "mapdistill_ros.replay" in imported_modules(p)] == []

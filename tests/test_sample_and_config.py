@@ -10,8 +10,8 @@ from mapdistill_core.cli import main
 from mapdistill_core.config import load_config
 from mapdistill_core.data.sample import Sample, load_sample, save_sample
 from mapdistill_core.data.synthetic.config import SyntheticConfig
+from mapdistill_core.data.synthetic.dataset import SyntheticDataset
 from mapdistill_core.data.synthetic.generate import generate_split
-from mapdistill_core.data.synthetic_dataset import SyntheticDataset
 from mapdistill_core.errors import ConfigError, SampleFileError
 
 TINY = SyntheticConfig(image_height=32, image_width=88, lidar_azimuth_steps=180, samples_per_scene=2)

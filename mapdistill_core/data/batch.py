@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 import torch
 
+from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.data.sample import Sample
 from mapdistill_core.map_elements import CLASS_NAMES, is_closed
-from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.polyline import polyline_permutations, resample_polylines
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.models.backbone import conv_bn_relu
-from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.models.config import LidarConfig
 
 

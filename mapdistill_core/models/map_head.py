@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.models.backbone import BasicBlock
-from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.models.config import DecoderConfig
 
 

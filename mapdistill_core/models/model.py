@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.models.backbone import ImageEncoder, conv_bn_relu
-from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.models.config import ModelConfig
 from mapdistill_core.models.lidar import PillarEncoder
 from mapdistill_core.models.map_head import MapDecoder, MapEncoder

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.models.backbone import conv_bn_relu
-from mapdistill_core.models.bev_grid import BEVGrid
 from mapdistill_core.models.config import AttentionViewConfig, LSSConfig
 
 

@@ -10,8 +10,8 @@ from torch.utils.data import Dataset
 
 from mapdistill_core.config import config_from_dict, config_to_dict, load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
+from mapdistill_core.data.synthetic.dataset import INDEX_FILE, SyntheticDataset, read_index
 from mapdistill_core.data.synthetic.generate import generate_split
-from mapdistill_core.data.synthetic_dataset import INDEX_FILE, SyntheticDataset, read_index
 from mapdistill_core.errors import ConfigError
 from mapdistill_core.training.config import DataConfig
 

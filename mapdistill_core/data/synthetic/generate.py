@@ -18,8 +18,8 @@ from tqdm import tqdm
 from mapdistill_core.config import config_from_dict, config_to_dict
 from mapdistill_core.data.sample import save_sample
 from mapdistill_core.data.synthetic.config import SyntheticConfig, scene_name
+from mapdistill_core.data.synthetic.dataset import INDEX_FILE, read_index, sample_path
 from mapdistill_core.data.synthetic.world import SyntheticScene
-from mapdistill_core.data.synthetic_dataset import INDEX_FILE, read_index, sample_path
 from mapdistill_core.errors import ConfigError
 from mapdistill_core.results import provenance, write_json
 
