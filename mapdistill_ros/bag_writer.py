@@ -1,4 +1,4 @@
-"""Write drives to rosbag2 (metadata version 8, MCAP or sqlite3) with the topics of DESIGN.md.
+"""Write drives to rosbag2 (metadata version 8, MCAP or sqlite3) with the topics of docs/design.md.
 
 Per sample: per camera a CompressedImage on ``/<CAM>/image_rect/compressed`` and a CameraInfo on
 ``/<CAM>/camera_info`` (frame = camera name), the LiDAR sweep on ``/LIDAR_TOP`` (frame LIDAR_TOP),

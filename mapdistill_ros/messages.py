@@ -1,7 +1,7 @@
 """numpy / MapElement -> ROS messages, through a message factory (see typestore.MessageFactory).
 
 Every builder takes the factory first, so the same code makes rosbags messages (bags, tests) and
-rclpy messages (the node). Stamps are integer nanoseconds; frames follow DESIGN.md (base_link, the
+rclpy messages (the node). Stamps are integer nanoseconds; frames follow docs/design.md (base_link, the
 camera names, LIDAR_TOP, map).
 """
 

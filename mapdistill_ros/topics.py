@@ -1,4 +1,4 @@
-"""Default topic names and frame ids (DESIGN.md, "ROS interface")."""
+"""Default topic names and frame ids (docs/design.md, "ROS interface")."""
 
 from __future__ import annotations
 
