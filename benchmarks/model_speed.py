@@ -17,10 +17,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mapdistill_core.config import load_config
-from mapdistill_core.data.batch import collate, to_device
+from mapdistill_core.data.batch import to_device
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.data.synthetic.world import SyntheticScene
-from mapdistill_core.inference import resolve_device
+from mapdistill_core.inference import model_inputs, resolve_device
 from mapdistill_core.models.model import build_model
 from mapdistill_core.profiling import forward_latency_ms
 from mapdistill_core.training.config import ExperimentConfig
@@ -35,7 +35,7 @@ def measure(config_path: str, sample, device, warmup: int, iters: int) -> dict:
     config = load_config(ExperimentConfig, config_path).model
     torch.manual_seed(0)
     model = build_model(config).to(device).eval()
-    batch = to_device(collate([sample], config.image_size, model.grid, config.decoder.num_points, False), device)
+    batch = to_device(model_inputs([sample], config, model.grid), device)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(batch)
     return {

@@ -40,11 +40,11 @@ from eval_speed import make_dataset
 from soak import rss_mib
 
 from mapdistill_core.config import load_config
-from mapdistill_core.data.batch import collate, to_device
+from mapdistill_core.data.batch import to_device
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_core.export import export_onnx
-from mapdistill_core.inference import MapPredictor, TorchBackend, resolve_device
+from mapdistill_core.inference import MapPredictor, TorchBackend, model_inputs, resolve_device
 from mapdistill_core.metrics import evaluate_vectors
 from mapdistill_core.metrics.reference import reference_mean_ap
 from mapdistill_core.models.model import build_model
@@ -76,7 +76,7 @@ def model_batch(config_path: str, sample, device: torch.device, seed: int):
     config = load_config(ExperimentConfig, config_path).model
     torch.manual_seed(seed)
     model = build_model(config).to(device).eval()
-    batch = collate([sample], config.image_size, model.grid, config.decoder.num_points, False)
+    batch = model_inputs([sample], config, model.grid)
     return model, to_device(batch, device)
 
 
@@ -162,7 +162,7 @@ def backend_rows(sample, device, warmup: int, iters: int) -> list[Row]:
     """onnxruntime vs PyTorch on the shipped student, and (CUDA) float16 vs float32."""
     torch_predictor = MapPredictor.from_checkpoint(STUDENT_WEIGHTS, str(device))
     config = torch_predictor.config
-    batch = collate([sample], config.image_size, torch_predictor.grid, config.decoder.num_points, False)
+    batch = model_inputs([sample], config, torch_predictor.grid)
     torch_ms = median_ms(lambda: torch_predictor.backend(batch), warmup, iters)
 
     def onnx_row() -> list[Row]:

@@ -27,10 +27,17 @@ from torch import nn
 from mapdistill_core.atomic import atomic_output
 from mapdistill_core.checkpoint import load_model
 from mapdistill_core.config import config_to_dict
-from mapdistill_core.data.batch import collate, placeholder_intrinsics
+from mapdistill_core.data.batch import placeholder_intrinsics
 from mapdistill_core.data.sample import Sample
 from mapdistill_core.errors import CheckpointError
-from mapdistill_core.inference import ONNX_FORMAT, ONNX_INPUTS, ONNX_OUTPUTS, OnnxRuntimeBackend, TorchBackend
+from mapdistill_core.inference import (
+    ONNX_FORMAT,
+    ONNX_INPUTS,
+    ONNX_OUTPUTS,
+    OnnxRuntimeBackend,
+    TorchBackend,
+    model_inputs,
+)
 from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.models.model import MapModel
 
@@ -139,7 +146,7 @@ def example_batch(model: MapModel, batch_size: int = 1, samples: list[Sample] | 
             )
             for _ in range(batch_size)
         ]
-    return collate(samples, model.config.image_size, model.grid, model.config.decoder.num_points, False)
+    return model_inputs(samples, model.config, model.grid)
 
 
 def check_export(model: MapModel, onnx_path: str | Path, batch: dict) -> ExportCheck:

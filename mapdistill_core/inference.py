@@ -61,6 +61,12 @@ def decode(
     return out
 
 
+def model_inputs(samples: list, config: ModelConfig, grid, camera_mask=None) -> dict:
+    """The batch a model with ``config`` takes for ``samples`` (no training targets): collate at the
+    model's image size and points per element; ``camera_mask`` bool [B, 6] (default: all present)."""
+    return collate(samples, config.image_size, grid, config.decoder.num_points, False, camera_mask)
+
+
 class CudaGraphs:
     """A model's forward captured as a CUDA graph once per input shape, then replayed.
 
@@ -298,7 +304,7 @@ class MapPredictor:
             camera_mask: bool [B, N] cameras present (default: all).
         """
         samples = [samples] if isinstance(samples, Sample) else samples
-        batch = collate(samples, self.config.image_size, self.grid, self.config.decoder.num_points, False, camera_mask)
+        batch = model_inputs(samples, self.config, self.grid, camera_mask)
         logits, points = self.backend(batch)
         decoded = decode(logits, points, self.grid)
         return [[e for e in elements if e.score >= score_threshold] for elements in decoded]

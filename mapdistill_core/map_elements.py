@@ -21,7 +21,7 @@ REGION: tuple[float, float, float, float] = (-30.0, -15.0, 30.0, 15.0)
 """Perception region (x_min, y_min, x_max, y_max) in base_link: MapTR's 60 m x 30 m."""
 
 NUM_POINTS: int = 20
-"""Points the model predicts per element."""
+"""Points the model predicts per element (the default of the decoder's ``num_points``)."""
 
 CLOSED_TOLERANCE: float = 1e-6
 """Two end points closer than this (metres) make a polyline closed."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mapdistill_core.map_elements import NUM_POINTS
+
 
 def require_positive(section: str, **values: int | tuple[int, ...]) -> None:
     """ValueError naming ``section.key`` for any value (or tuple element) below 1."""
@@ -81,7 +83,7 @@ class DecoderConfig:
     """MapTR-style map decoder with hierarchical (instance x point) queries."""
 
     num_queries: int = 50
-    num_points: int = 20
+    num_points: int = NUM_POINTS
     layers: int = 6
     heads: int = 8
     ffn_channels: int = 512

@@ -6,8 +6,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from mapdistill_core.data.batch import collate, to_device
-from mapdistill_core.inference import decode
+from mapdistill_core.data.batch import to_device
+from mapdistill_core.inference import decode, model_inputs
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics import EvalResult, evaluate_vectors
 from mapdistill_core.models.model import MapModel
@@ -25,7 +25,7 @@ def predict_dataset(
     cfg = model.config
     for start in tqdm(range(0, count, batch_size), desc="evaluate", unit="batch", disable=not progress, leave=False):
         samples = [dataset[i] for i in range(start, min(start + batch_size, count))]
-        batch = to_device(collate(samples, cfg.image_size, model.grid, cfg.decoder.num_points, False), device)
+        batch = to_device(model_inputs(samples, cfg, model.grid), device)
         outputs = model(batch)
         for sample, elements in zip(
             samples, decode(outputs["logits"][-1], outputs["points"][-1], model.grid), strict=True
