@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -199,8 +200,22 @@ def test_predictor_from_checkpoint_returns_elements_in_base_link(tmp_path):
     predictor = MapPredictor.from_checkpoint(tmp_path / "s.safetensors", device="cpu")
     (elements,) = predictor.predict(samples()[0])
     assert len(elements) == STUDENT.decoder.num_queries
-    assert all(e.points.shape == (20, 2) and 0.0 <= e.score <= 1.0 for e in elements)
-    assert all((abs(e.points[:, 0]) <= 30).all() and (abs(e.points[:, 1]) <= 15).all() for e in elements)
+    assert all(e.points.shape == (20, 2) for e in elements)
     scores = [e.score for e in elements]
     assert scores == sorted(scores, reverse=True)
     assert predictor.predict(samples(), score_threshold=1.1) == [[], []]
+
+
+def test_decode_by_hand_top_pairs_by_sigmoid_score_and_points_in_metres():
+    from mapdistill_core.bev_grid import BEVGrid
+    from mapdistill_core.inference import decode
+
+    logits = torch.tensor([[[2.0, -1.0, 0.0], [-3.0, 3.0, 1.0]]])  # sigmoid: .881 .269 .5 / .047 .953 .731
+    u = torch.linspace(0, 1, 20)
+    points = torch.stack([torch.stack([u, u], -1), torch.stack([u, 1 - u], -1)])[None]  # [1, 2, 20, 2]
+    (elements,) = decode(logits, points, BEVGrid((40, 20)), top_k=3)
+    assert [(e.class_id, round(e.score, 3)) for e in elements] == [(1, 0.953), (0, 0.881), (2, 0.731)]
+    # query 1 runs from (x, y) = (-30, 15) to (30, -15) m: u in [0, 1] spans the 60 m x 30 m region
+    np.testing.assert_allclose(elements[0].points[[0, -1]], [[-30.0, 15.0], [30.0, -15.0]], atol=1e-5)
+    np.testing.assert_allclose(elements[1].points[[0, -1]], [[-30.0, -15.0], [30.0, 15.0]], atol=1e-5)
+    assert elements[2].points is not elements[0].points and np.allclose(elements[2].points, elements[0].points)
