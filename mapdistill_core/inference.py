@@ -25,7 +25,7 @@ from mapdistill_core.errors import CheckpointError, ConfigError
 from mapdistill_core.map_elements import CLASS_NAMES, MapElement
 from mapdistill_core.models.config import ModelConfig
 from mapdistill_core.models.model import MapModel
-from mapdistill_core.options import BACKENDS
+from mapdistill_core.options import BACKENDS, torch_only_settings
 
 ONNX_FORMAT = "mapdistill.onnx/1"
 ONNX_INPUTS = ("images", "intrinsics", "cam_to_ego", "camera_mask")
@@ -267,10 +267,9 @@ class MapPredictor:
             cuda_graphs: torch only: replay the forward as a CUDA graph (see TorchBackend).
         """
         if backend == "onnxruntime":
-            if model_config or half or cuda_graphs:
-                raise ValueError(
-                    "model_config, half and cuda_graphs apply to the torch backend; an ONNX file has its own"
-                )
+            wrong = torch_only_settings(backend, model_config=model_config, half=half, cuda_graphs=cuda_graphs)
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)}: the torch backend's only; an ONNX file has its own")
             return cls(OnnxRuntimeBackend(path, device))
         if backend != "torch":
             raise ValueError(f"unknown inference backend {backend!r}; choose one of {BACKENDS}")

@@ -12,6 +12,14 @@ from collections.abc import Callable
 
 BACKENDS = ("torch", "onnxruntime")  # inference backends: PyTorch weights, or an exported ONNX file
 BAG_STORAGES = ("mcap", "sqlite3")  # rosbag2 storage plugins the bag writers offer
+TORCH_ONLY = ("model_config", "half", "cuda_graphs")  # an exported ONNX file carries its own config and precision
+
+
+def torch_only_settings(backend: str, **settings: object) -> list[str]:
+    """The settings among ``TORCH_ONLY`` that are set (truthy) although ``backend`` is not torch: the one
+    place of that rule, for the node's parameters, replay's options and MapPredictor."""
+    return [name for name in TORCH_ONLY if settings.get(name)] if backend != "torch" else []
+
 
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 

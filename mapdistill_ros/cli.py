@@ -10,7 +10,7 @@ from mapdistill_core.cli import build_parser, run
 from mapdistill_core.config import load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.errors import OptionError
-from mapdistill_core.options import BACKENDS, BAG_STORAGES, device, fraction, int_range
+from mapdistill_core.options import BACKENDS, BAG_STORAGES, device, fraction, int_range, torch_only_settings
 
 
 def cmd_synthetic2bag(args: argparse.Namespace) -> int:
@@ -36,14 +36,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from mapdistill_core.metrics import EvalResult, format_table
     from mapdistill_ros.replay import replay_bag
 
-    torch_only = [
-        flag
-        for flag, used in (("--config", args.config), ("--half", args.half), ("--cuda-graphs", args.cuda_graphs))
-        if used
-    ]
-    if args.backend == "onnxruntime" and torch_only:
-        verb = "apply" if len(torch_only) > 1 else "applies"
-        raise OptionError(f"{' and '.join(torch_only)} {verb} to the torch backend; an ONNX file has its own")
+    flags = {"model_config": "--config", "half": "--half", "cuda_graphs": "--cuda-graphs"}
+    wrong = torch_only_settings(args.backend, model_config=args.config, half=args.half, cuda_graphs=args.cuda_graphs)
+    if wrong:
+        verb = "apply" if len(wrong) > 1 else "applies"
+        raise OptionError(
+            f"{' and '.join(flags[w] for w in wrong)} {verb} to the torch backend; an ONNX file has its own"
+        )
 
     result = replay_bag(
         args.bag,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mapdistill_core.data.sample import CAMERA_NAMES
-from mapdistill_core.options import BACKENDS
+from mapdistill_core.options import BACKENDS, TORCH_ONLY, torch_only_settings
 from mapdistill_ros import topics
 
 NODE_NAME = "online_map_node"
@@ -120,9 +120,7 @@ def validate_parameters(values: dict[str, Any], source: str = "parameters") -> d
         "min_cameras": 1 <= out["min_cameras"] <= len(CAMERA_NAMES),
         "device": _DEVICE.fullmatch(out["device"]) is not None,
         "backend": out["backend"] in BACKENDS,
-        "half": not (out["half"] and out["backend"] == "onnxruntime"),
-        "cuda_graphs": not (out["cuda_graphs"] and out["backend"] == "onnxruntime"),
-        "model_config": not (out["model_config"] and out["backend"] == "onnxruntime"),
+        **{name: False for name in torch_only_settings(out["backend"], **{k: out[k] for k in TORCH_ONLY})},
         "input_reliability": out["input_reliability"] in RELIABILITIES,
         "weights": bool(out["weights"]),
         "output_frame": bool(out["output_frame"]),
