@@ -69,7 +69,8 @@ def test_a_plan_with_existing_teacher_weights_trains_no_teacher_records_and_skip
     assert records["distilled-s0"]["grad_share"] and records["student-s0"]["grad_share"] == []
     assert records["grid0-s0"]["test"] is None and records["grid0-s0"]["setting"]["relation"] == 0.0
     assert records["student-s0"]["steps"] == 4 and len(records["student-s0"]["val_curve"]) == 1
-    assert (tmp_path / "ckpt" / "synthetic_student.safetensors").exists()
+    best = max(("student-s0", "distilled-s0"), key=lambda name: records[name]["val_mAP"])
+    assert sha256(tmp_path / "ckpt" / "synthetic_student.safetensors") == records[best]["weights_sha256"]
     assert not (tmp_path / "ckpt" / "synthetic_teacher.safetensors").exists()
     document = json.loads((tmp_path / "kd.json").read_text())
     assert document["pending"] == [] and "distilled_vs_student" in document["summary"]

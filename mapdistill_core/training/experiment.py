@@ -15,7 +15,8 @@ folder; the parent shows one bar for the whole plan (with its ETA) and one per a
 
 The best teacher on val is shipped to ``<checkpoints>/synthetic_teacher.safetensors`` when it
 finishes (the distilled runs read it from there, checked against its record's SHA-256), and the
-best distilled student on val to ``<checkpoints>/synthetic_student.safetensors``.
+best camera-only model on val, distilled or not, to ``<checkpoints>/synthetic_student.safetensors``:
+what the node runs is the best student the plan has made, whichever way it was trained.
 """
 
 from __future__ import annotations
@@ -362,12 +363,13 @@ class Experiment:
         }
 
     def ship(self, spec: RunSpec) -> None:
-        """After ``spec`` finished: copy its weights to the checkpoints folder if it is the best of
-        its kind on val (teachers and full distilled students only)."""
-        target = {"teacher": TEACHER_FILE, "distilled": STUDENT_FILE}.get(spec.kind)
+        """After ``spec`` finished: copy its weights to the checkpoints folder if it is the best on
+        val among the teachers, or among the camera-only students and distilled students."""
+        rivals = ("teacher",) if spec.kind == "teacher" else ("student", "distilled")
+        target = {"teacher": TEACHER_FILE, "student": STUDENT_FILE, "distilled": STUDENT_FILE}.get(spec.kind)
         if target is None or (spec.kind == "teacher" and self.teacher_config is None):
             return
-        records = [r for s in self.specs if s.kind == spec.kind and (r := self.record(s)) is not None]
+        records = [r for s in self.specs if s.kind in rivals and (r := self.record(s)) is not None]
         best = max(records, key=lambda r: r["val_mAP"])
         if best["name"] != spec.name:
             return
