@@ -26,9 +26,11 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it 0600; a written file gets the usual mode
     try:
         yield Path(tmp)
+        # mkstemp makes it 0600 (and a writer such as safetensors may replace the file with its own):
+        # the finished file gets the usual mode
+        os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

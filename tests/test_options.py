@@ -66,10 +66,16 @@ def test_show_sample_writes_exactly_the_path_it_names(tmp_path):
 
 
 def test_atomically_written_files_get_the_umask_mode(tmp_path):
+    from mapdistill_core.checkpoint import save_model
+    from mapdistill_core.models.model import build_model
+    from tests.model_fixtures import STUDENT
+
     old = os.umask(0o027)
     try:
         with atomic_output(tmp_path / "a.json") as tmp:
             tmp.write_text("{}")
+        save_model(tmp_path / "w.safetensors", build_model(STUDENT))  # safetensors writes a file of its own
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == 0o640
