@@ -1,9 +1,11 @@
-"""Fixtures shared by several test modules: an untrained tiny student as weights and as a predictor."""
+"""Fixtures shared by several test modules: the seeing tiny student as weights, an untrained one as a predictor."""
+
+from pathlib import Path
 
 import pytest
 import torch
 
-from mapdistill_core.checkpoint import save_model
+from mapdistill_core.checkpoint import read_model_config
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.models.model import build_model
 from tests.model_fixtures import STUDENT
@@ -13,11 +15,11 @@ collect_ignore = ["test_online_node_launch.py"]
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """The tiny student (seed 0) saved as safetensors."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "student.safetensors"
-    save_model(path, build_model(STUDENT))
+def weights():
+    """The tiny student trained briefly on the tests' world (tests/fixtures/seeing_student.yaml): a model
+    whose outputs depend on its images, calibration and mask, so comparisons can tell right from wrong."""
+    path = Path(__file__).resolve().parent / "fixtures" / "seeing_student.safetensors"
+    assert read_model_config(path) == STUDENT  # the architecture the tests' expectations assume
     return path
 
 

@@ -1,4 +1,5 @@
-"""Offline replay: a bag through the node's code path equals the inference entry point on the samples."""
+"""Offline replay: a bag through the node's code path equals the inference entry point on the samples
+(with tests/fixtures/seeing_student.safetensors, a model that sees its input)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ def test_replay_equals_the_inference_entry_point_on_the_same_samples(png_bag, we
     expected = evaluate_vectors({str(t): e for t, e in direct.items()}, ground_truth).to_dict()
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["metrics"]["counts"] == expected["counts"]
+    assert expected["mAP"] > 0.1  # the fixture sees its input: a wrong frame or camera would show here
     assert metrics["metrics"]["mAP"] == pytest.approx(expected["mAP"], abs=1e-6)
     assert metrics["metrics"]["paired"] == len(samples)
     assert metrics["frames"] == {"processed": len(samples), "dropped": {}}
@@ -150,7 +152,7 @@ def test_replay_with_the_onnxruntime_backend_gives_the_torch_metrics(png_bag, we
         png_bag, exported, tmp_path / "onnx", device="cpu", min_cameras=6, pictures=False, backend="onnxruntime"
     )
     assert by_onnx.metrics["counts"] == by_torch.metrics["counts"]
-    assert by_onnx.metrics["mAP"] == pytest.approx(by_torch.metrics["mAP"], abs=1e-6)
+    assert by_torch.metrics["mAP"] > 0.1 and by_onnx.metrics["mAP"] == pytest.approx(by_torch.metrics["mAP"], abs=1e-6)
     assert json.loads((tmp_path / "onnx" / "metrics.json").read_text())["meta"]["backend"] == "onnxruntime"
 
 
