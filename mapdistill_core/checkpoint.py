@@ -79,6 +79,14 @@ def _metadata_json(metadata: dict[str, str], key: str, default: str, path: str |
         raise CheckpointError(f"{path}: metadata '{key}' is not JSON ({e})") from None
 
 
+def _model_config(metadata: dict[str, str], path: str | Path) -> ModelConfig:
+    """The ``model_config`` metadata entry as a ModelConfig; CheckpointError naming the file otherwise."""
+    try:
+        return config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
+    except (KeyError, json.JSONDecodeError, ConfigError) as e:
+        raise CheckpointError(f"{path}: bad 'model_config' metadata ({e})") from None
+
+
 def read_extra(path: str | Path) -> dict:
     """The ``extra`` metadata of a model checkpoint (epoch, val_mAP, world, ...), without its tensors."""
     path = weights_file(path)
@@ -89,11 +97,7 @@ def read_extra(path: str | Path) -> dict:
 def read_model_config(path: str | Path) -> ModelConfig:
     """The model config a checkpoint was written with, without its tensors."""
     path = weights_file(path)
-    metadata = _metadata(path)
-    try:
-        return config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
-    except (KeyError, json.JSONDecodeError, ConfigError) as e:
-        raise CheckpointError(f"{path}: bad 'model_config' metadata ({e})") from None
+    return _model_config(_metadata(path), path)
 
 
 def load_model(
@@ -110,12 +114,7 @@ def load_model(
     names = _metadata_json(metadata, "class_names", "[]", path)
     if names != list(CLASS_NAMES):
         raise CheckpointError(f"{path}: trained for classes {names}, this code predicts {list(CLASS_NAMES)}")
-    if config is None:
-        try:
-            config = config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
-        except (KeyError, json.JSONDecodeError, ConfigError) as e:
-            raise CheckpointError(f"{path}: bad 'model_config' metadata ({e})") from None
-    model = build_model(config)
+    model = build_model(config if config is not None else _model_config(metadata, path))
     load_weights(model, tensors, str(path))
     return model.to(device).eval(), _metadata_json(metadata, "extra", "{}", path)
 

@@ -95,8 +95,9 @@ def resolve(value: str | Path, kind: str, base: str | Path | None = None) -> str
             return _display(candidate)
     name = None if path.is_absolute() else _shipped_name(value, kind)
     if name is not None:
-        for folder in shipped_folders(kind):
-            if (folder / name).is_file():
-                return _display(folder / name)
+        try:
+            return _display(shipped(kind, name))
+        except FileNotFoundError:
+            pass
     looked = [str(c) for c in candidates] + ([f"the shipped {kind} files"] if name is not None else [])
     raise FileNotFoundError(f"{value}: no such file (looked for {', '.join(looked)})")
