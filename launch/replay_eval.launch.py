@@ -1,8 +1,10 @@
 """`ros2 launch mapdistill_ros replay_eval.launch.py bag:=BAG weights:=W [backend:=B] [out:=DIR] [rviz:=false]`
 
-Plays a bag (`ros2 bag play --clock`), runs the online map node on sim time, and the evaluator, which
-pairs the node's MapElementArray with /map_gt/elements by stamp and writes DIR/metrics.json when the
-bag has finished playing (the same scoring as the offline `mapdistill replay`).
+Runs the online map node on sim time and the evaluator, plays the bag (`ros2 bag play --clock`) once
+the node is active (its model loaded, so no frame is lost), and the evaluator, which pairs the node's
+MapElementArray with /map_gt/elements by stamp, writes DIR/metrics.json when the bag has finished
+playing (the same scoring as the offline `mapdistill replay`). A missing bag or `ros2 bag` stops the
+launch before anything starts, a node that fails to configure stops it with an error.
 """
 
 from pathlib import Path
@@ -24,6 +26,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
+from mapdistill_ros.lifecycle_launch import when_active
 
 SHARE = Path(get_package_share_directory("mapdistill_ros"))
 SETTLE_S = 3.0
@@ -49,7 +52,8 @@ def generate_launch_description():
     arguments = [
         DeclareLaunchArgument("bag", description="rosbag2 folder (e.g. from synthetic2bag or nuscenes2bag)"),
         DeclareLaunchArgument(
-            "weights", description="student weights (.safetensors, or .onnx with backend onnxruntime)"
+            "weights",
+            description="student weights (.safetensors, or .onnx with backend onnxruntime), or teacher weights",
         ),
         DeclareLaunchArgument("backend", default_value="torch", description="torch or onnxruntime"),
         DeclareLaunchArgument("out", default_value="replay_eval", description="folder for metrics.json"),
@@ -78,4 +82,5 @@ def generate_launch_description():
     stop = RegisterEventHandler(
         OnProcessExit(target_action=play, on_exit=[TimerAction(period=SETTLE_S, actions=[EmitEvent(event=Shutdown())])])
     )
-    return LaunchDescription([*arguments, OpaqueFunction(function=check_pieces), online, evaluator, play, stop])
+    pieces = OpaqueFunction(function=check_pieces)
+    return LaunchDescription([*arguments, pieces, evaluator, online, when_active([play]), stop])

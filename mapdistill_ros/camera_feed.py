@@ -1,9 +1,9 @@
-"""The online node's receiving side, without rclpy: camera messages in, camera sets out.
+"""The online node's receiving side, without rclpy: camera (and LiDAR) messages in, sets out.
 
 ``CameraFeed`` puts each message into the FrameAssembler, hands every set it gives out to the
 inference worker's LatestSlot (latest wins) and counts in the StageTimer everything given up: sets
-too late or with too few cameras, and sets replaced in the slot before the worker took them
-(SUPERSEDED). The node calls ``image`` from its subscriptions and ``expire`` from a timer on its
+too late, with too few cameras or without a required sensor, and sets replaced in the slot before the worker took them
+(SUPERSEDED). The node calls ``add`` from its subscriptions and ``expire`` from a timer on its
 clock, and logs the lines they return; the worker takes sets from ``slot``.
 """
 
@@ -25,10 +25,10 @@ class CameraFeed:
         self.assembler, self.timer = assembler, timer
         self.slot: LatestSlot[FrameSet] = LatestSlot()
 
-    def image(self, camera: int, stamp_ns: int, message: Any, received_ns: int) -> list[str]:
-        """One camera's message (index into the rig, capture stamp, the message, receive time on the
-        node's clock); returns what to log as warnings."""
-        return self._route(self.assembler.add(camera, stamp_ns, message, received_ns))
+    def add(self, sensor: int, stamp_ns: int, message: Any, received_ns: int) -> list[str]:
+        """One sensor's message (index into the assembler's sensor_names, capture stamp, the message,
+        receive time on the node's clock); returns what to log as warnings."""
+        return self._route(self.assembler.add(sensor, stamp_ns, message, received_ns))
 
     def expire(self, now_ns: int) -> list[str]:
         """Release the sets that waited ``slop`` since their first message; returns warnings."""

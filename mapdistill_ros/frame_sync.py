@@ -1,10 +1,11 @@
 """Synchronization policy of the online node, in plain Python (no message_filters, no rclpy).
 
-``FrameAssembler`` groups per-camera messages into sets of one capture: a set is ready when every
-camera arrived within ``slop_s`` of each other, or, when a camera drops out, as soon as a newer
-capture has started or (live, ``expire``) ``slop_s`` after its first message was received, and the
-set has at least ``min_cameras`` (the set then names the missing cameras); a set with fewer cameras
-is dropped with a reason. ``LatestSlot`` hands the newest
+``FrameAssembler`` groups per-sensor messages into sets of one capture: a set is ready when every
+camera (and every required sensor, such as a teacher's LiDAR) arrived within ``slop_s`` of each
+other, or, when one drops out, as soon as a newer capture has started or (live, ``expire``)
+``slop_s`` after its first message was received, and the set has at least ``min_cameras`` cameras
+and every required sensor (the set then names the missing cameras); any other set is dropped with
+a reason. ``LatestSlot`` hands the newest
 ready set from the subscriber side to the inference worker, replacing any set still waiting.
 Memory is bounded: at most ``queue_size`` pending sets, one waiting set.
 """
@@ -20,6 +21,7 @@ T = TypeVar("T")
 
 LATE = "late"
 TOO_FEW_CAMERAS = "too_few_cameras"
+MISSING_REQUIRED = "missing_required"
 SUPERSEDED = "superseded"
 STALE = "stale"
 
@@ -29,8 +31,9 @@ class FrameSet:
     """One capture of the rig.
 
     Attributes:
-        stamps: per camera (rig order) its stamp in ns, None while missing.
-        payloads: per camera what arrived with it (the image message), None while missing.
+        stamps: per sensor (the cameras in rig order, then the required sensors) its stamp in ns,
+            None while missing.
+        payloads: per sensor what arrived with it (the image or point cloud message), None while missing.
         opened_ns: when its first message was received (the receiver's clock, ns); None offline.
     """
 
@@ -49,18 +52,19 @@ class FrameSet:
 
     @property
     def present(self) -> int:
+        """Sensors with a message."""
         return sum(s is not None for s in self.stamps)
 
     @property
     def missing(self) -> list[int]:
-        """Indices of the cameras without a message."""
+        """Indices of the sensors without a message."""
         return [i for i, s in enumerate(self.stamps) if s is None]
 
 
 @dataclass(frozen=True)
 class Dropped:
-    """A message or set given up: ``reason`` is one of LATE, TOO_FEW_CAMERAS; ``detail`` says more;
-    ``missing`` names the cameras a TOO_FEW_CAMERAS set went without."""
+    """A message or set given up: ``reason`` is one of LATE, TOO_FEW_CAMERAS, MISSING_REQUIRED;
+    ``detail`` says more; ``missing`` names the sensors a set went without."""
 
     stamp_ns: int
     reason: str
@@ -69,7 +73,7 @@ class Dropped:
 
 
 class FrameAssembler:
-    """Groups (camera index, stamp, payload) into FrameSets.
+    """Groups (sensor index, stamp, payload) into FrameSets.
 
     Args:
         camera_names: the rig's cameras; messages name them by index into this list.
@@ -77,10 +81,20 @@ class FrameAssembler:
             first message an incomplete set waits for the rest (``expire``).
         min_cameras: fewest cameras a set given up on may have and still be used.
         queue_size: most sets pending at once; beyond it the oldest is given up on.
+        required: sensors every set needs besides the cameras (a teacher's "LIDAR_TOP"); messages
+            name them by index after the cameras (len(camera_names), ...).
     """
 
-    def __init__(self, camera_names: Sequence[str], slop_s: float, min_cameras: int, queue_size: int):
-        self.camera_names = tuple(camera_names)
+    def __init__(
+        self,
+        camera_names: Sequence[str],
+        slop_s: float,
+        min_cameras: int,
+        queue_size: int,
+        required: Sequence[str] = (),
+    ):
+        self.camera_names, self.required = tuple(camera_names), tuple(required)
+        self.sensor_names = self.camera_names + self.required
         num_cameras = len(self.camera_names)
         if not 1 <= min_cameras <= num_cameras or queue_size < 1 or slop_s < 0:
             raise ValueError(
@@ -88,6 +102,7 @@ class FrameAssembler:
                 f"min_cameras={min_cameras}, queue_size={queue_size}, slop_s={slop_s}"
             )
         self.num_cameras, self.min_cameras, self.queue_size = num_cameras, min_cameras, queue_size
+        self.num_sensors = len(self.sensor_names)
         self.slop_ns = slop_s * 1e9
         self.pending: list[FrameSet] = []
         self.watermark_ns: int | None = None  # newest stamp given out: messages at or before it are late
@@ -95,10 +110,10 @@ class FrameAssembler:
     def add(self, camera: int, stamp_ns: int, payload: Any, received_ns: int | None = None) -> list[FrameSet | Dropped]:
         """Take one message (received at ``received_ns`` on the receiver's clock, for ``expire``);
         returns the sets it made ready and what was dropped, oldest first."""
-        if not 0 <= camera < self.num_cameras:
-            raise ValueError(f"camera index {camera} is not one of 0..{self.num_cameras - 1}")
+        if not 0 <= camera < self.num_sensors:
+            raise ValueError(f"sensor index {camera} is not one of 0..{self.num_sensors - 1}")
         if self.watermark_ns is not None and stamp_ns <= self.watermark_ns:
-            name = self.camera_names[camera]
+            name = self.sensor_names[camera]
             return [Dropped(stamp_ns, LATE, f"{name}: a set at or after this stamp was already given out")]
         fits = [
             s
@@ -108,11 +123,11 @@ class FrameAssembler:
         if fits:
             target = min(fits, key=lambda s: abs(s.stamp_ns - stamp_ns))
         else:
-            target = FrameSet([None] * self.num_cameras, [None] * self.num_cameras, received_ns)
+            target = FrameSet([None] * self.num_sensors, [None] * self.num_sensors, received_ns)
             self.pending.append(target)
         target.stamps[camera], target.payloads[camera] = stamp_ns, payload
         self.pending.sort(key=lambda s: s.stamp_ns)
-        if target.present == self.num_cameras:
+        if target.present == self.num_sensors:
             done = [s for s in self.pending if s.stamp_ns <= target.stamp_ns]
         else:
             done = [s for s in self.pending if stamp_ns - s.stamp_ns > self.slop_ns]  # a newer capture began
@@ -134,16 +149,17 @@ class FrameAssembler:
         self.pending.remove(frame_set)
         if self.watermark_ns is None or frame_set.latest_ns > self.watermark_ns:
             self.watermark_ns = frame_set.latest_ns
-        if frame_set.present >= self.min_cameras:
-            return frame_set
-        missing = tuple(self.camera_names[i] for i in frame_set.missing)
-        return Dropped(
-            frame_set.stamp_ns,
-            TOO_FEW_CAMERAS,
-            f"{frame_set.present} of {self.num_cameras} cameras (minimum {self.min_cameras}), "
-            f"missing {', '.join(missing)}",
-            missing,
-        )
+        missing = tuple(self.sensor_names[i] for i in frame_set.missing)
+        cameras = sum(s is not None for s in frame_set.stamps[: self.num_cameras])
+        if cameras < self.min_cameras:
+            detail = (
+                f"{cameras} of {self.num_cameras} cameras (minimum {self.min_cameras}), missing {', '.join(missing)}"
+            )
+            return Dropped(frame_set.stamp_ns, TOO_FEW_CAMERAS, detail, missing)
+        absent = [name for name in self.required if name in missing]
+        if absent:
+            return Dropped(frame_set.stamp_ns, MISSING_REQUIRED, f"no {', '.join(absent)} message", missing)
+        return frame_set
 
 
 def is_stale(stamp_ns: int, now_ns: int, max_age_s: float) -> bool:

@@ -20,7 +20,7 @@ SIGNATURES = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG\r\n\x1a\n"}
 """The first bytes of each compression's data: nothing else reaches OpenCV's decoders."""
 
 
-def _bytes(data) -> np.ndarray:
+def message_bytes(data) -> np.ndarray:
     """A message's uint8[] field (numpy array, array.array, bytes or list) as a flat uint8 array."""
     if isinstance(data, np.ndarray):
         return data.reshape(-1).astype(np.uint8, copy=False)
@@ -42,7 +42,7 @@ def decode_image(message) -> np.ndarray:
         raise ValueError(f"Image of '{frame}': fields 'height' and 'width' must be > 0, got {height} x {width}")
     if step < width * channels:
         raise ValueError(f"Image of '{frame}': field 'step' is {step}, less than width * channels = {width * channels}")
-    data = _bytes(message.data)
+    data = message_bytes(message.data)
     if len(data) < step * height:
         raise ValueError(f"Image of '{frame}': field 'data' has {len(data)} bytes, step * height = {step * height}")
     pixels = data[: step * height].reshape(height, step)[:, : width * channels].reshape(height, width, channels)
@@ -73,7 +73,7 @@ def decode_compressed(message) -> np.ndarray:
     """
     frame = message.header.frame_id
     kind = compression(message.format, frame)
-    data = _bytes(message.data)
+    data = message_bytes(message.data)
     image, detail = None, ""
     if data[: len(SIGNATURES[kind])].tobytes() == SIGNATURES[kind]:
         try:

@@ -39,6 +39,12 @@ PARAMETERS: tuple[Parameter, ...] = (
         "Six image topics in rig order (CAM_FRONT, CAM_FRONT_RIGHT, CAM_FRONT_LEFT, CAM_BACK, CAM_BACK_LEFT, "
         "CAM_BACK_RIGHT); left at the default with compressed false, they become /<CAM>/image_rect.",
     ),
+    Parameter(
+        "lidar_topic",
+        topics.LIDAR,
+        str,
+        "sensor_msgs/PointCloud2 topic read with teacher weights (camera + LiDAR); students ignore it.",
+    ),
     Parameter("compressed", True, bool, "Subscribe to sensor_msgs/CompressedImage (jpeg/png), else sensor_msgs/Image."),
     Parameter(
         "camera_info_topics",
@@ -52,7 +58,12 @@ PARAMETERS: tuple[Parameter, ...] = (
         str,
         "Inference backend: torch (weights = .safetensors) or onnxruntime (weights = .onnx from mapdistill export).",
     ),
-    Parameter("weights", "checkpoints/synthetic_student.safetensors", str, "Student weights (.safetensors or .onnx)."),
+    Parameter(
+        "weights",
+        "checkpoints/synthetic_student.safetensors",
+        str,
+        "Weights (.safetensors or .onnx): a student (cameras), or a teacher (cameras + lidar_topic).",
+    ),
     Parameter(
         "model_config", "", str, "torch backend: model config YAML; empty: the config stored in the weights' metadata."
     ),
@@ -124,6 +135,7 @@ def validate_parameters(values: dict[str, Any], source: str = "parameters") -> d
         "input_reliability": out["input_reliability"] in RELIABILITIES,
         "weights": bool(out["weights"]),
         "output_frame": bool(out["output_frame"]),
+        "lidar_topic": bool(out["lidar_topic"].strip()),
         **{name: out[name] > 0 for name in _POSITIVE},
     }
     for name, ok in checks.items():

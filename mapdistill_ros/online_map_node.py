@@ -1,12 +1,22 @@
-"""The ROS 2 online map node: rclpy wiring only.
+"""The ROS 2 online map node, a lifecycle (managed) node: rclpy wiring only.
+
+States, as ROS 2 perception nodes and Nav2 have them:
+- unconfigured: parameters declared, nothing loaded.
+- configure: validates the parameters, loads and warms up the model, creates the publishers and
+  the TF listener (a failure is logged in one line and leaves the node unconfigured).
+- activate: subscribes to the cameras (and, for teacher weights, the LiDAR), starts the
+  diagnostics and slop timers and the inference worker; outputs are published only while active.
+- deactivate: unsubscribes, stops the timers and the worker; cleanup drops the model.
+The launch files drive the transitions (autostart:=true by default).
 
 Subscriptions, publishers, timers and parameters live here; everything they call is plain Python
-tested without ROS: node_params (the parameter table), frame_sync (the synchronization policy and
-the latest-frame-wins slot), online_pipeline (decode, preprocess, inference, message building),
-stage_timer (latencies and drops, /diagnostics).
+tested without ROS: node_params (the parameter table), camera_feed and frame_sync (the
+synchronization policy and the latest-frame-wins slot), online_pipeline (decode, preprocess,
+inference, message building, with ros_conversions' cv_bridge / sensor_msgs_py /
+tf_transformations conversions), stage_timer (latencies and drops, /diagnostics).
 
-Threads: the executor thread receives messages and assembles camera sets; one worker thread runs
-the newest set through the model, so a slow model drops stale sets instead of queueing them.
+Threads: the executor thread receives messages and assembles sets; one worker thread runs the
+newest set through the model, so a slow model drops stale sets instead of queueing them.
 """
 
 from __future__ import annotations
@@ -14,19 +24,21 @@ from __future__ import annotations
 import functools
 import importlib
 import threading
+from dataclasses import dataclass
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from tf2_ros import Buffer, TransformException, TransformListener
 from visualization_msgs.msg import MarkerArray
 
 from mapdistill_core.data.sample import CAMERA_NAMES
+from mapdistill_core.errors import MapdistillError
 from mapdistill_core.inference import MapPredictor
 from mapdistill_ros import messages
 from mapdistill_ros.camera_feed import CameraFeed
@@ -34,6 +46,7 @@ from mapdistill_ros.frame_sync import STALE, FrameAssembler, FrameSet, is_stale
 from mapdistill_ros.msg import MapElementArray
 from mapdistill_ros.node_params import NODE_NAME, PARAMETERS, runtime_update, validate_parameters
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
+from mapdistill_ros.ros_conversions import ROS
 from mapdistill_ros.stage_timer import StageTimer, diagnostic_array
 
 LOG_THROTTLE_S = 5.0
@@ -52,123 +65,228 @@ class RclpyFactory:
         return self.cls(msgtype)(**fields)
 
 
-class OnlineMapNode(Node):
+@dataclass
+class Configured:
+    """What configure made: the model's pipeline, the receiving side and the publishers."""
+
+    params: dict
+    pipeline: OnlinePipeline
+    timer: StageTimer
+    feed: CameraFeed
+    transforms: TransformCache
+    tf_buffer: Buffer
+    tf_listener: TransformListener
+    publishers: tuple
+
+
+class OnlineMapNode(LifecycleNode):
     def __init__(self):
         super().__init__(NODE_NAME)
         for p in PARAMETERS:
             descriptor = ParameterDescriptor(description=p.description, read_only=not p.runtime)
             self.declare_parameter(p.name, p.default, descriptor)
-        self.params = params = validate_parameters(
-            {p.name: self.get_parameter(p.name).value for p in PARAMETERS}, f"node {self.get_fully_qualified_name()}"
-        )
-        predictor = MapPredictor.from_checkpoint(
-            params["weights"],
-            params["device"],
-            params["half"],
-            params["model_config"] or None,
-            params["backend"],
-            params["cuda_graphs"],
-        )
-        self.get_logger().info(
-            f"loaded {params['weights']} ({params['backend']}) on {predictor.device} (half: {predictor.half}, "
-            f"cuda_graphs: {predictor.cuda_graphs})"
-        )
-        self.timer = StageTimer()
-        self.pipeline = OnlinePipeline(
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+        self.configured: Configured | None = None
+        self.infos: list[CameraInfo | None] = [None] * len(CAMERA_NAMES)
+        self.subscriptions_active: list = []
+        self.timers_active: list = []
+        self.worker: threading.Thread | None = None
+        self.running = False
+        self.previous_summary = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate the parameters, load the model, create the publishers; FAILURE (one logged line)
+        leaves the node unconfigured."""
+        try:
+            params = validate_parameters(
+                {p.name: self.get_parameter(p.name).value for p in PARAMETERS},
+                f"node {self.get_fully_qualified_name()}",
+            )
+            predictor = MapPredictor.from_checkpoint(
+                params["weights"],
+                params["device"],
+                params["half"],
+                params["model_config"] or None,
+                params["backend"],
+                params["cuda_graphs"],
+            )
+        except (MapdistillError, ValueError, OSError) as e:
+            self.get_logger().error(f"configure failed: {e}")
+            return TransitionCallbackReturn.FAILURE
+        timer = StageTimer()
+        pipeline = OnlinePipeline(
             predictor,
             RclpyFactory(),
-            self.timer,
+            timer,
             params["score_threshold"],
             params["output_frame"],
             params["marker_width"],
             params["min_cameras"],
+            conversions=ROS,
         )
-        predictor.warm_up()  # before subscribing: the first camera set then costs one forward
-        self.feed = CameraFeed(
-            FrameAssembler(CAMERA_NAMES, params["sync_slop_s"], params["min_cameras"], params["queue_size"]),
-            self.timer,
+        predictor.warm_up()  # before subscribing: the first set then costs one forward
+        assembler = FrameAssembler(
+            CAMERA_NAMES, params["sync_slop_s"], params["min_cameras"], params["queue_size"], pipeline.required
         )
-        self.infos: list[CameraInfo | None] = [None] * len(CAMERA_NAMES)
-        self.transforms = TransformCache(params["output_frame"])
-        self.tf_buffer = Buffer()
-        self.tf_listener = TransformListener(self.tf_buffer, self)
+        tf_buffer = Buffer()
+        self.configured = Configured(
+            params,
+            pipeline,
+            timer,
+            CameraFeed(assembler, timer),
+            TransformCache(params["output_frame"], ROS.transform),
+            tf_buffer,
+            TransformListener(tf_buffer, self),
+            (
+                self.create_lifecycle_publisher(MapElementArray, "~/map_elements", 10),
+                self.create_lifecycle_publisher(MarkerArray, "~/markers", 10),
+                self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
+            ),
+        )
+        self.get_logger().info(
+            f"configured: {params['weights']} ({predictor.config.kind}, {params['backend']}) on {predictor.device} "
+            f"(half: {predictor.half}, cuda_graphs: {predictor.cuda_graphs})"
+        )
+        return super().on_configure(state)
 
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe, start the timers and the inference worker."""
+        c = self.configured
+        params = c.params
         reliability = (
             ReliabilityPolicy.RELIABLE if params["input_reliability"] == "reliable" else ReliabilityPolicy.BEST_EFFORT
         )
-        sensor_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["queue_size"], reliability=reliability)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=params["queue_size"], reliability=reliability)
         image_type = CompressedImage if params["compressed"] else Image
+        subscriptions = []
         for i, (image_topic, info_topic) in enumerate(
             zip(params["image_topics"], params["camera_info_topics"], strict=True)
         ):
-            self.create_subscription(image_type, image_topic, lambda m, i=i: self.on_image(i, m), sensor_qos)
-            self.create_subscription(CameraInfo, info_topic, lambda m, i=i: self.on_info(i, m), sensor_qos)
-        self.elements_pub = self.create_publisher(MapElementArray, "~/map_elements", 10)
-        self.markers_pub = self.create_publisher(MarkerArray, "~/markers", 10)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.previous_summary = None
-        self.create_timer(1.0, self.publish_diagnostics)
-        self.create_timer(params["sync_slop_s"] / 2, self.expire_sets)  # a dead camera holds a set one slop
+            subscriptions.append(
+                self.create_subscription(image_type, image_topic, lambda m, i=i: self.on_sensor(i, m), qos)
+            )
+            subscriptions.append(
+                self.create_subscription(CameraInfo, info_topic, lambda m, i=i: self.on_info(i, m), qos)
+            )
+        if c.pipeline.required:  # teacher weights: the LiDAR is the sets' last sensor
+            lidar = len(CAMERA_NAMES)
+            subscriptions.append(
+                self.create_subscription(PointCloud2, params["lidar_topic"], lambda m: self.on_sensor(lidar, m), qos)
+            )
+        self.subscriptions_active = subscriptions
+        self.timers_active = [
+            self.create_timer(1.0, self.publish_diagnostics),
+            self.create_timer(params["sync_slop_s"] / 2, self.expire_sets),  # a dead camera holds a set one slop
+        ]
         self.running = True
-        self.add_on_set_parameters_callback(self.on_set_parameters)
         self.worker = threading.Thread(target=self.work, name="mapdistill-inference", daemon=True)
         self.worker.start()
+        topics = [s.topic_name for s in subscriptions if s.msg_type is not CameraInfo]
+        self.get_logger().info(f"active: reading {', '.join(topics)}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe, stop the timers and the worker."""
+        self.stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Drop the model, the publishers and the TF listener: back to unconfigured."""
+        self.release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop()
+        self.release()
+        return super().on_shutdown(state)
+
+    def stop(self) -> None:
+        self.running = False
+        if self.worker is not None:
+            self.worker.join(timeout=2.0)
+            self.worker = None
+        for subscription in self.subscriptions_active:
+            self.destroy_subscription(subscription)
+        for timer in self.timers_active:
+            self.destroy_timer(timer)
+        self.subscriptions_active, self.timers_active = [], []
+
+    def release(self) -> None:
+        if self.configured is None:
+            return
+        for publisher in self.configured.publishers:
+            self.destroy_lifecycle_publisher(publisher)
+        self.configured.tf_listener.unregister()
+        self.configured = None
+
+    # -- parameters ----------------------------------------------------------------------------------
 
     def on_set_parameters(self, changes) -> SetParametersResult:
         """`ros2 param set` while running: the runtime parameters, validated as at start-up."""
+        if self.configured is None:
+            return SetParametersResult(successful=True)  # read at configure, validated there
         try:
             params = runtime_update(
-                self.params, {c.name: c.value for c in changes}, f"node {self.get_fully_qualified_name()}"
+                self.configured.params,
+                {c.name: c.value for c in changes},
+                f"node {self.get_fully_qualified_name()}",
             )
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
-        self.params = params
-        self.pipeline.score_threshold, self.pipeline.marker_width = params["score_threshold"], params["marker_width"]
+        self.configured.params = params
+        pipeline = self.configured.pipeline
+        pipeline.score_threshold, pipeline.marker_width = params["score_threshold"], params["marker_width"]
         return SetParametersResult(successful=True)
+
+    # -- the active state ------------------------------------------------------------------------------
 
     def on_info(self, camera: int, message: CameraInfo) -> None:
         self.infos[camera] = message
 
-    def on_image(self, camera: int, message) -> None:
+    def on_sensor(self, sensor: int, message) -> None:
         now = self.get_clock().now().nanoseconds
-        self.warn(self.feed.image(camera, messages.stamp_ns(message.header.stamp), message, now))
+        self.warn(self.configured.feed.add(sensor, messages.stamp_ns(message.header.stamp), message, now))
 
     def expire_sets(self) -> None:
-        self.warn(self.feed.expire(self.get_clock().now().nanoseconds))
+        self.warn(self.configured.feed.expire(self.get_clock().now().nanoseconds))
 
     def warn(self, lines: list[str]) -> None:
         for line in lines:
             self.get_logger().warning(line, throttle_duration_sec=LOG_THROTTLE_S)
 
-    def lookup_transforms(self, frame_set: FrameSet) -> None:
-        """Cache base_link -> camera transforms from TF for the cameras of ``frame_set`` not cached yet."""
+    def lookup_transforms(self, c: Configured, frame_set: FrameSet) -> None:
+        """Cache base_link -> sensor transforms from TF for the sensors of ``frame_set`` not cached yet."""
         frames = [m.header.frame_id for m in frame_set.payloads if m is not None]
-        for frame in self.transforms.missing(frames):
+        for frame in c.transforms.missing(frames):
             try:
-                self.transforms.add(self.tf_buffer.lookup_transform(self.transforms.base_frame, frame, Time()))
+                c.transforms.add(c.tf_buffer.lookup_transform(c.transforms.base_frame, frame, Time()))
             except TransformException as e:
                 self.get_logger().warning(f"no transform yet: {e}", throttle_duration_sec=LOG_THROTTLE_S)
 
     def work(self) -> None:
         """Inference worker: newest set in, map messages out; a failing frame is logged and skipped."""
+        c = self.configured
+        elements_pub, markers_pub, _ = c.publishers
         while self.running and rclpy.ok():
-            frame_set = self.feed.slot.get(timeout=0.1)
+            frame_set = c.feed.slot.get(timeout=0.1)
             if frame_set is None:
                 continue
             now = self.get_clock().now().nanoseconds
-            if is_stale(frame_set.stamp_ns, now, self.params["max_frame_age_s"]):
-                self.timer.drop(STALE)
+            if is_stale(frame_set.stamp_ns, now, c.params["max_frame_age_s"]):
+                c.timer.drop(STALE)
                 continue
             try:
-                self.lookup_transforms(frame_set)
-                result = self.pipeline.process(frame_set.payloads, self.infos, self.transforms, frame_set.stamp_ns)
-                with self.timer.stage("publish"):
-                    self.elements_pub.publish(result.elements)
-                    self.markers_pub.publish(result.markers)
+                self.lookup_transforms(c, frame_set)
+                result = c.pipeline.process(frame_set.payloads, self.infos, c.transforms, frame_set.stamp_ns)
+                with c.timer.stage("publish"):
+                    elements_pub.publish(result.elements)
+                    markers_pub.publish(result.markers)
             except Exception as e:  # noqa: BLE001 - one bad frame must not stop the node
                 if not (self.running and rclpy.ok()):
                     return  # shutting down: the publishers' context is gone, nothing to report
-                self.timer.drop("error")
+                c.timer.drop("error")
                 self.get_logger().error(
                     f"frame at {frame_set.stamp_ns} ns failed: {e}", throttle_duration_sec=LOG_THROTTLE_S
                 )
@@ -178,19 +296,20 @@ class OnlineMapNode(Node):
                 self.get_logger().warning(f"predicting without {detail}", throttle_duration_sec=LOG_THROTTLE_S)
 
     def publish_diagnostics(self) -> None:
-        summary = self.timer.summary()
+        c = self.configured
+        summary = c.timer.summary()
         now = self.get_clock().now().nanoseconds
-        self.diagnostics_pub.publish(diagnostic_array(RclpyFactory(), summary, self.previous_summary, now))
+        c.publishers[2].publish(diagnostic_array(RclpyFactory(), summary, self.previous_summary, now))
         self.previous_summary = summary
 
     def destroy_node(self) -> None:
-        self.running = False
-        self.worker.join(timeout=2.0)
+        self.stop()
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the node until Ctrl-C or shutdown; Ctrl-C at any point (also while the model loads) exits
+    """Run the node (unconfigured until the launch file, a lifecycle manager or `ros2 lifecycle set`
+    moves it on) until Ctrl-C or shutdown; Ctrl-C at any point, also while the model loads, exits
     quietly."""
     rclpy.init(args=args)
     node = None

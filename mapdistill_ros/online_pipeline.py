@@ -1,16 +1,19 @@
-"""The online node's work on one synchronized camera set, without rclpy: messages in, map messages out.
+"""The online node's work on one synchronized set, without rclpy: messages in, map messages out.
 
 Per set: decode each camera's Image or CompressedImage to RGB, resize it to the model's image size
 and scale its CameraInfo K to match (collate then passes the images through unchanged), mask the
-cameras that have no image, CameraInfo or transform, run ``MapPredictor.predict`` and build the
-MapElementArray and MarkerArray in the output (ego) frame, stamped with the set's stamp. The
-stages are timed on a StageTimer; any error propagates to the caller.
+cameras that have no image, CameraInfo or transform, for a teacher move the LiDAR scan
+(PointCloud2) into the ego frame, run ``MapPredictor.predict`` and build the MapElementArray and
+MarkerArray in the output (ego) frame, stamped with the set's stamp. The stages are timed on a
+StageTimer; any error propagates to the caller. How messages become arrays is injected
+(``Conversions``): the ROS-free decoders here, or the node's cv_bridge / sensor_msgs_py /
+tf_transformations ones (mapdistill_ros.ros_conversions).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -19,24 +22,43 @@ import numpy as np
 
 from mapdistill_core.data.batch import intrinsics_scale, placeholder_intrinsics, resize_image
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
-from mapdistill_core.errors import CheckpointError
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
 from mapdistill_ros import messages
+from mapdistill_ros.cloud_decoding import decode_point_cloud
 from mapdistill_ros.image_decoding import decode, intrinsics
 from mapdistill_ros.stage_timer import StageTimer
-from mapdistill_ros.topics import BASE_FRAME
+from mapdistill_ros.topics import BASE_FRAME, LIDAR_FRAME
+
+
+@dataclass(frozen=True)
+class Conversions:
+    """How messages become arrays.
+
+    Attributes:
+        image: sensor_msgs/Image or CompressedImage -> uint8 RGB [H, W, 3].
+        cloud: sensor_msgs/PointCloud2 -> float32 [P, 4] x, y, z, intensity in its frame.
+        transform: geometry_msgs/Transform -> float64 [4, 4] mapping child into parent coordinates.
+    """
+
+    image: Callable[[Any], np.ndarray] = decode
+    cloud: Callable[[Any], np.ndarray] = decode_point_cloud
+    transform: Callable[[Any], np.ndarray] = messages.transform_matrix
+
+
+PLAIN = Conversions()
+"""The ROS-free conversions (replay, CI)."""
 
 
 class TransformCache:
-    """Rig transforms ``base_frame`` -> camera frame from geometry_msgs/TransformStamped (by field name).
+    """Rig transforms ``base_frame`` -> sensor frame from geometry_msgs/TransformStamped (by field name).
 
-    The first transform found per camera frame is kept (the rig is static); the matrix [4, 4]
-    float64 maps camera (optical frame) coordinates into ``base_frame``.
+    The first transform found per sensor frame is kept (the rig is static); the matrix [4, 4]
+    float64 maps sensor (a camera's optical frame, the LiDAR's frame) coordinates into ``base_frame``.
     """
 
-    def __init__(self, base_frame: str = BASE_FRAME):
-        self.base_frame = base_frame
+    def __init__(self, base_frame: str = BASE_FRAME, to_matrix: Callable[[Any], np.ndarray] = PLAIN.transform):
+        self.base_frame, self.to_matrix = base_frame, to_matrix
         self._matrices: dict[str, np.ndarray] = {}
 
     def add(self, transform) -> bool:
@@ -44,7 +66,7 @@ class TransformCache:
         parent, child = transform.header.frame_id.lstrip("/"), transform.child_frame_id.lstrip("/")
         if parent != self.base_frame or child in self._matrices:
             return False
-        matrix = messages.transform_matrix(transform.transform)
+        matrix = np.asarray(self.to_matrix(transform.transform), dtype=np.float64)
         if not np.isfinite(matrix).all():
             raise ValueError(f"transform {parent} -> {child} is not finite: {matrix.tolist()}")
         self._matrices[child] = matrix
@@ -63,7 +85,7 @@ class TransformCache:
 
 @dataclass(frozen=True)
 class OnlineResult:
-    """What one camera set gives.
+    """What one set gives.
 
     Attributes:
         elements: mapdistill_ros/MapElementArray; markers: visualization_msgs/MarkerArray.
@@ -84,7 +106,10 @@ def decoder_pool() -> ThreadPoolExecutor:
 
 
 class OnlinePipeline:
-    """Camera messages -> map messages for one synchronized set.
+    """Sensor messages -> map messages for one synchronized set.
+
+    A student reads the cameras; a teacher (camera + LiDAR) also the LiDAR scan, so its sets carry
+    one more sensor, ``required`` (LIDAR_TOP), after the cameras.
 
     Args:
         predictor: the loaded model; its config's image_size is the input size.
@@ -92,9 +117,7 @@ class OnlinePipeline:
         timer: receives the decode, preprocess, inference and postprocess times and frame counts.
         min_cameras: fewest usable cameras (image, CameraInfo and transform) a set may have.
         camera_names: rig order, as the model was trained.
-
-    Raises:
-        CheckpointError: the predictor is a teacher, which needs the LiDAR this pipeline has not.
+        conversions: messages -> arrays (PLAIN, or the node's ROS ones).
     """
 
     def __init__(
@@ -107,36 +130,41 @@ class OnlinePipeline:
         marker_width: float = 0.2,
         min_cameras: int = 1,
         camera_names: Sequence[str] = CAMERA_NAMES,
+        conversions: Conversions = PLAIN,
     ):
-        if predictor.config.kind != "student":
-            raise CheckpointError(
-                f"the weights are a {predictor.config.kind} (cameras + LiDAR); the node and replay feed cameras only, "
-                "so they run students"
-            )
         self.predictor, self.factory, self.timer = predictor, factory, timer
         self.score_threshold, self.output_frame, self.marker_width = score_threshold, output_frame, marker_width
-        self.min_cameras, self.camera_names = min_cameras, tuple(camera_names)
+        self.min_cameras, self.camera_names, self.conversions = min_cameras, tuple(camera_names), conversions
+        self.required: tuple[str, ...] = (LIDAR_FRAME,) if predictor.config.kind == "teacher" else ()
 
-    def process(self, images: Sequence, infos: Sequence, transforms: TransformCache, stamp_ns: int) -> OnlineResult:
+    def process(self, payloads: Sequence, infos: Sequence, transforms: TransformCache, stamp_ns: int) -> OnlineResult:
         """Map of one set.
 
         Args:
-            images: per camera (rig order) its Image or CompressedImage, None when missing.
+            payloads: per camera (rig order) its Image or CompressedImage, None when missing; then,
+                for a teacher, the LiDAR scan (PointCloud2).
             infos: per camera its latest CameraInfo, None while none arrived.
-            transforms: ego -> camera transforms, looked up by the image's frame_id.
+            transforms: ego -> sensor transforms, looked up by each message's frame_id.
             stamp_ns: the set's stamp, which the outputs carry.
 
         Raises:
-            ValueError: an image, CameraInfo or transform is malformed, an image's size disagrees
-                with its CameraInfo, or fewer than ``min_cameras`` cameras are usable.
+            ValueError: an image, CameraInfo, point cloud or transform is malformed or missing where
+                it is required, an image's size disagrees with its CameraInfo, or fewer than
+                ``min_cameras`` cameras are usable.
         """
         n = len(self.camera_names)
-        if len(images) != n or len(infos) != n:
-            raise ValueError(f"expected {n} images and CameraInfos, got {len(images)} and {len(infos)}")
+        if len(payloads) != n + len(self.required) or len(infos) != n:
+            raise ValueError(
+                f"expected {n} images{' and a LiDAR scan' if self.required else ''} and {n} CameraInfos, got "
+                f"{len(payloads)} messages and {len(infos)} CameraInfos"
+            )
+        images = payloads[:n]
+        to_rgb = self.conversions.image
         with self.timer.stage("decode"):  # the cameras in parallel: OpenCV's decoders release the GIL
-            rgb = list(decoder_pool().map(lambda image: None if image is None else decode(image), images))
+            rgb = list(decoder_pool().map(lambda image: None if image is None else to_rgb(image), images))
+            lidar = self._lidar(payloads[n:], transforms)
         with self.timer.stage("preprocess"):
-            sample, mask, missing = self._sample(images, rgb, infos, transforms, stamp_ns)
+            sample, mask, missing = self._sample(images, rgb, infos, transforms, stamp_ns, lidar)
         with self.timer.stage("inference"):
             (elements,) = self.predictor.predict(sample, self.score_threshold, mask[None])
         with self.timer.stage("postprocess"):
@@ -145,7 +173,22 @@ class OnlinePipeline:
         self.timer.frame_done(list(missing))
         return OnlineResult(array, markers, elements, missing)
 
-    def _sample(self, images, rgb, infos, transforms, stamp_ns) -> tuple[Sample, np.ndarray, dict[str, str]]:
+    def _lidar(self, clouds: Sequence, transforms: TransformCache) -> np.ndarray:
+        """A teacher's LiDAR scan in the ego frame, float32 [P, 4] (empty for a student)."""
+        if not self.required:
+            return np.zeros((0, 4), np.float32)
+        (cloud,) = clouds
+        if cloud is None:
+            raise ValueError(f"the teacher needs a LiDAR scan ({self.required[0]}) and the set has none")
+        frame = cloud.header.frame_id
+        pose = transforms.get(frame)
+        if pose is None:
+            raise ValueError(f"no transform {transforms.base_frame} -> {frame} for the LiDAR scan")
+        points = np.asarray(self.conversions.cloud(cloud), dtype=np.float32)
+        points[:, :3] = points[:, :3] @ pose[:3, :3].T.astype(np.float32) + pose[:3, 3].astype(np.float32)
+        return points
+
+    def _sample(self, images, rgb, infos, transforms, stamp_ns, lidar) -> tuple[Sample, np.ndarray, dict[str, str]]:
         """The Sample at the model's image size, the camera mask bool [N] and why each masked camera is."""
         height, width = self.predictor.config.image_size
         n = len(self.camera_names)
@@ -173,5 +216,5 @@ class OnlinePipeline:
         if usable < self.min_cameras:
             detail = ", ".join(f"{name}: {why}" for name, why in reasons.items())
             raise ValueError(f"{usable} usable cameras, fewer than min_cameras = {self.min_cameras} ({detail})")
-        sample = Sample(pixels, ks, poses, np.zeros((0, 4), np.float32), np.eye(4), timestamp_ns=stamp_ns)
+        sample = Sample(pixels, ks, poses, lidar, np.eye(4), timestamp_ns=stamp_ns)
         return sample, mask, reasons

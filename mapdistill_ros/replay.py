@@ -1,8 +1,9 @@
 """``mapdistill replay``: a recorded drive through exactly the node's code path, offline, without ROS.
 
 The bag's messages go, in time order, through the node's pieces: /tf_static into the
-TransformCache, CameraInfo into the per-camera cache, images into the FrameAssembler, and every
-camera set it gives out through OnlinePipeline (decode, preprocess, MapPredictor, message building).
+TransformCache, CameraInfo into the per-camera cache, images (and, for a teacher, the /LIDAR_TOP
+scans) into the FrameAssembler, and every set it gives out through OnlinePipeline (decode,
+preprocess, MapPredictor, message building).
 Offline there is no deadline, so every set is processed (the node's latest-frame-wins drop only
 applies when inference is slower than the input). Predictions are paired with /map_gt/elements by
 stamp and scored with the MapTR protocol (mapdistill_ros.scoring, shared with the live evaluator).
@@ -28,7 +29,7 @@ from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
 from mapdistill_core.data.sample import CAMERA_NAMES
-from mapdistill_core.errors import BagError, CheckpointError
+from mapdistill_core.errors import BagError
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics.maptr_json import ground_truth_document, predictions_document
@@ -57,6 +58,7 @@ TOPIC_TYPES: dict[str, str] = {
     topics.TF_STATIC: "tf2_msgs/msg/TFMessage",
     topics.GT_ELEMENTS: "mapdistill_ros/msg/MapElementArray",
     topics.GT_MARKERS: "visualization_msgs/msg/MarkerArray",
+    topics.LIDAR: "sensor_msgs/msg/PointCloud2",
     **{topics.camera_info_topic(c): "sensor_msgs/msg/CameraInfo" for c in CAMERA_NAMES},
     **{topics.image_topic(c, compressed=True): "sensor_msgs/msg/CompressedImage" for c in CAMERA_NAMES},
     **{topics.image_topic(c, compressed=False): "sensor_msgs/msg/Image" for c in CAMERA_NAMES},
@@ -148,7 +150,7 @@ class BagReplay:
         self.factory = MessageFactory()
         self.timer = StageTimer()
         self.pipeline = OnlinePipeline(predictor, self.factory, self.timer, score_threshold, min_cameras=min_cameras)
-        self.assembler = FrameAssembler(CAMERA_NAMES, slop_s, min_cameras, queue_size)
+        self.assembler = FrameAssembler(CAMERA_NAMES, slop_s, min_cameras, queue_size, self.pipeline.required)
         self.transforms = TransformCache()
         self.infos = [None] * len(CAMERA_NAMES)
 
@@ -168,17 +170,21 @@ class BagReplay:
         """``run`` on a bag already opened by ``open_bag`` (``bag`` names it in messages)."""
         result = ReplayResult()
         available = {c.topic for c in reader.connections}
-        images, result.missing_topics = camera_topics(available, bag)
+        sensors, result.missing_topics = camera_topics(available, bag)
         if result.missing_topics:
             log.warning("%s: no image topic for %s; predicting without them", bag, ", ".join(result.missing_topics))
+        if self.pipeline.required:  # a teacher: the LiDAR is the set's last sensor
+            if topics.LIDAR not in available:
+                raise BagError(f"{bag}: the weights are a teacher (cameras + LiDAR) and the bag has no {topics.LIDAR}")
+            sensors = {**sensors, topics.LIDAR: len(CAMERA_NAMES)}
         infos = {topics.camera_info_topic(c): i for i, c in enumerate(CAMERA_NAMES)}
-        wanted = {*images, *infos, topics.TF_STATIC, topics.GT_ELEMENTS, topics.GT_MARKERS}
+        wanted = {*sensors, *infos, topics.TF_STATIC, topics.GT_ELEMENTS, topics.GT_MARKERS}
         connections = [c for c in reader.connections if c.topic in wanted]
         total = sum(c.msgcount for c in connections)
         self.pipeline.predictor.warm_up()  # the first frame's latency is then the model's, not its start-up
         stream = iter(tqdm(reader.messages(connections), total=total, desc="replay", unit="msg"))
         try:
-            self._replay(bag, reader, stream, images, infos, result, writer)
+            self._replay(bag, reader, stream, sensors, infos, result, writer)
         except KeyboardInterrupt:
             result.interrupted = True
             log.warning("%s: interrupted; the outputs cover the %d camera sets done", bag, len(result.predictions))
@@ -190,7 +196,7 @@ class BagReplay:
         return result
 
     def _replay(
-        self, bag: Path, reader: AnyReader, stream: Iterator, images: dict, infos: dict, result, writer
+        self, bag: Path, reader: AnyReader, stream: Iterator, sensors: dict, infos: dict, result, writer
     ) -> None:
         """Every message of ``stream`` (connection, time, raw) through the pipeline; see ``run``."""
         t = None
@@ -223,9 +229,9 @@ class BagReplay:
                         log.warning("%s: skipped a transform on %s at %d ns: %s", bag, topic, t, e)
             elif topic in infos:
                 self.infos[infos[topic]] = message
-            elif topic in images:
+            elif topic in sensors:
                 stamp = messages.stamp_ns(message.header.stamp)
-                self._process(self.assembler.add(images[topic], stamp, message), result, writer)
+                self._process(self.assembler.add(sensors[topic], stamp, message), result, writer)
             if writer is not None and topic in (topics.GT_ELEMENTS, topics.GT_MARKERS):
                 writer.write(topic, t, message)
 
@@ -298,10 +304,7 @@ def replay_bag(
     bag = Path(bag)
     with open_bag(bag) as reader:  # an unreadable bag fails before the weights load or anything is written
         predictor = MapPredictor.from_checkpoint(weights, device, half, model_config, backend, cuda_graphs)
-        try:
-            replay = BagReplay(predictor, score_threshold, min_cameras)
-        except CheckpointError as e:
-            raise CheckpointError(f"{weights}: {e}") from None
+        replay = BagReplay(predictor, score_threshold, min_cameras)
         out.mkdir(parents=True, exist_ok=True)
         with MapBagWriter(out / "predictions") as writer:
             result = replay.run_reader(reader, bag, writer)

@@ -20,7 +20,7 @@ def make_feed(min_cameras: int = 4) -> CameraFeed:
 def capture(feed: CameraFeed, stamp_ns: int, cameras=range(6), received_ns: int | None = None) -> list[str]:
     warnings = []
     for camera in cameras:
-        warnings += feed.image(camera, stamp_ns + camera * MS, f"{camera}@{stamp_ns}", received_ns or stamp_ns)
+        warnings += feed.add(camera, stamp_ns + camera * MS, f"{camera}@{stamp_ns}", received_ns or stamp_ns)
     return warnings
 
 
@@ -72,6 +72,6 @@ def test_the_node_routes_every_message_and_its_timer_through_the_feed():
 
     source = (Path(__file__).resolve().parents[1] / "mapdistill_ros" / "online_map_node.py").read_text()
     calls = {ast.unparse(n.func) for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)}
-    assert {"self.feed.image", "self.feed.expire", "self.feed.slot.get"} <= calls
+    assert {"self.configured.feed.add", "self.configured.feed.expire", "c.feed.slot.get"} <= calls
     assert "self.create_timer" in calls and "self.expire_sets" in source
     assert not any(c.endswith((".put", "assembler.add")) or c == "LatestSlot" for c in calls)

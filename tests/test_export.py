@@ -22,8 +22,8 @@ from tests.model_fixtures import STUDENT, TEACHER, samples
 
 
 @pytest.fixture(scope="module")
-def exported(weights):
-    return export_onnx(weights, weights.with_suffix(".onnx"))
+def exported(weights, tmp_path_factory):
+    return export_onnx(weights, tmp_path_factory.mktemp("onnx") / "seeing_student.onnx")
 
 
 def test_closed_form_inverses_equal_linalg_inv():

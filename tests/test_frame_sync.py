@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_ros.frame_sync import (
     LATE,
+    MISSING_REQUIRED,
     TOO_FEW_CAMERAS,
     Dropped,
     FrameAssembler,
@@ -48,6 +49,22 @@ def test_a_set_is_ready_when_every_camera_arrived_within_slop():
         f"5@{1005 * MS}",
     ]
     assert sync.pending == []
+
+
+def test_a_required_sensor_completes_a_set_and_a_set_without_it_is_dropped_naming_it():
+    sync = assembler(required=("LIDAR_TOP",))
+    lidar = len(CAMERA_NAMES)
+    assert feed(sync, [(c, 1000 * MS) for c in range(6)]) == []  # six cameras: still waiting for the LiDAR
+    (ready,) = sync.add(lidar, 1001 * MS, "scan")
+    assert isinstance(ready, FrameSet) and ready.payloads[lidar] == "scan" and ready.missing == []
+    feed(sync, [(c, 2000 * MS) for c in range(6)])
+    (dropped,) = sync.flush()
+    assert dropped == Dropped(2000 * MS, MISSING_REQUIRED, "no LIDAR_TOP message", ("LIDAR_TOP",))
+    feed(sync, [(lidar, 3000 * MS), (0, 3000 * MS)])  # a LiDAR does not stand in for cameras
+    (dropped,) = sync.flush()
+    assert dropped.reason == TOO_FEW_CAMERAS and dropped.detail.startswith("1 of 6 cameras (minimum 4)")
+    with pytest.raises(ValueError, match="sensor index 7 is not one of 0..6"):
+        sync.add(7, 4000 * MS, "?")
 
 
 def test_stamps_further_apart_than_slop_do_not_share_a_set():
@@ -130,7 +147,7 @@ def test_bad_settings_name_the_value_at_fault(kwargs, named):
 
 
 def test_unknown_camera_index():
-    with pytest.raises(ValueError, match="camera index 6"):
+    with pytest.raises(ValueError, match="sensor index 6"):
         assembler().add(6, 0, None)
 
 

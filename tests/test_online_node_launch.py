@@ -1,6 +1,8 @@
-"""launch_testing: the installed online_map_node, fed a tiny synthetic bag, publishes a MarkerArray,
-with the torch backend and (a second node, from the same weights exported to ONNX) with the
-onnxruntime backend; the map_evaluator beside them writes metrics.json on shutdown.
+"""launch_testing: the installed online_map_node (a lifecycle node, taken to active by the launch
+files' autostart actions), fed a tiny synthetic bag, publishes a MarkerArray, with the torch
+backend, (a second node, from the same weights exported to ONNX) with the onnxruntime backend and
+(a third) with teacher weights, which read /LIDAR_TOP too; the map_evaluator beside them writes
+metrics.json on shutdown.
 
 Needs a sourced ROS 2 workspace with mapdistill_ros built (colcon); skipped where rclpy is missing
 (CI, plain pip installs). The bag is played by publishing its serialized messages with rclpy, so
@@ -36,40 +38,49 @@ from launch import LaunchDescription  # noqa: E402
 from mapdistill_core.checkpoint import save_model  # noqa: E402
 from mapdistill_core.export import export_onnx  # noqa: E402
 from mapdistill_core.models.model import build_model  # noqa: E402
+from mapdistill_ros.lifecycle_launch import autostart  # noqa: E402
 from mapdistill_ros.synthetic2bag import write_synthetic_bag  # noqa: E402
-from tests.model_fixtures import STUDENT, WORLD  # noqa: E402
+from tests.model_fixtures import STUDENT, TEACHER, WORLD  # noqa: E402
 
 WORK = Path(tempfile.mkdtemp(prefix="mapdistill-launch-"))
 BAG = WORK / "bag"
 WEIGHTS = WORK / "student.safetensors"
 EXPORTED = WORK / "student.onnx"
+TEACHER_WEIGHTS = WORK / "teacher.safetensors"
 EVAL = WORK / "eval"
-MARKERS = {"torch": "/online_map_node/markers", "onnxruntime": "/online_map_onnx/markers"}
+MARKERS = {
+    "torch": "/online_map_node/markers",
+    "onnxruntime": "/online_map_onnx/markers",
+    "teacher": "/online_map_teacher/markers",
+}
 
 
 @pytest.mark.launch_test
 def generate_test_description():
     save_model(WEIGHTS, build_model(STUDENT))
+    save_model(TEACHER_WEIGHTS, build_model(TEACHER))
     write_synthetic_bag(WORLD, "test", 1, BAG, samples=3)
     export_onnx(WEIGHTS, EXPORTED)
     common = {"device": "cpu", "score_threshold": 0.0, "max_frame_age_s": 1e9}
-    nodes = [
-        launch_ros.actions.Node(
+    actions = []
+    for name, weights, backend in (
+        ("online_map_node", WEIGHTS, "torch"),
+        ("online_map_onnx", EXPORTED, "onnxruntime"),
+        ("online_map_teacher", TEACHER_WEIGHTS, "torch"),
+    ):
+        node = launch_ros.actions.LifecycleNode(
             package="mapdistill_ros",
             executable="online_map_node",
             name=name,
+            namespace="",
             parameters=[{**common, "weights": str(weights), "backend": backend}],
             output="screen",
         )
-        for name, weights, backend in (
-            ("online_map_node", WEIGHTS, "torch"),
-            ("online_map_onnx", EXPORTED, "onnxruntime"),
-        )
-    ]
+        actions += [node, *autostart(node, name)]
     evaluator = launch_ros.actions.Node(
         package="mapdistill_ros", executable="map_evaluator", parameters=[{"out": str(EVAL)}], output="screen"
     )
-    return LaunchDescription([*nodes, evaluator, launch_testing.actions.ReadyToTest()])
+    return LaunchDescription([*actions, evaluator, launch_testing.actions.ReadyToTest()])
 
 
 def message_class(msgtype: str):
@@ -97,8 +108,11 @@ class TestOnlineNode(unittest.TestCase):
                 played = list(reader.messages())
             deadline = time.monotonic() + 60.0
             images = [t for t in publishers if t.endswith("image_rect/compressed")]
+            waiting = [*images, "/LIDAR_TOP"]
+            while min(node.count_subscribers(t) for t in waiting) < 1 and time.monotonic() < deadline:
+                rclpy.spin_once(node, timeout_sec=0.1)  # each node subscribes once active (its model loaded)
             while min(node.count_subscribers(t) for t in images) < len(MARKERS) and time.monotonic() < deadline:
-                rclpy.spin_once(node, timeout_sec=0.1)  # each node subscribes once its model is loaded
+                rclpy.spin_once(node, timeout_sec=0.1)
             for connection, _, raw in played:
                 publishers[connection.topic].publish(bytes(raw))
                 rclpy.spin_once(node, timeout_sec=0.02)

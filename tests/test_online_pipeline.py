@@ -1,9 +1,11 @@
-"""The online node's per-frame logic with rosbags messages and a tiny untrained student."""
+"""The online node's per-frame logic with rosbags messages, a tiny untrained student and (where outputs
+are compared) the seeing fixture, tests/fixtures/seeing_student.safetensors."""
 
 import numpy as np
 import pytest
 
 from mapdistill_core.data.sample import CAMERA_NAMES
+from mapdistill_core.inference import MapPredictor
 from mapdistill_ros import messages
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
 from mapdistill_ros.stage_timer import StageTimer
@@ -20,14 +22,15 @@ def sample():
     return samples(1)[0]
 
 
-def rig(sample, scale: int = 1):
+def rig(sample, scale: int = 1, image_format: str = "jpeg"):
     """(CompressedImage per camera, CameraInfo per camera, TransformCache) of ``sample``, its images
-    ``scale`` times larger."""
+    ``scale`` times larger (each pixel repeated: area resampling gives the sample's image back)."""
     h, w = sample.images.shape[1:3]
     images, infos, cache = [], [], TransformCache()
     for name, image, k, pose in zip(CAMERA_NAMES, sample.images, sample.intrinsics, sample.cam_to_ego, strict=True):
         big = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
-        images.append(messages.compressed_image(F, encode_image(big, "jpeg", 95), "jpeg", STAMP, name))
+        data = encode_image(big, image_format, 95)
+        images.append(messages.compressed_image(F, data, image_format, STAMP, name))
         infos.append(messages.camera_info(F, np.diag([scale, scale, 1.0]) @ k, w * scale, h * scale, STAMP, name))
         cache.add(messages.transform(F, pose, "base_link", name, STAMP))
     return images, infos, cache
@@ -62,13 +65,22 @@ def test_end_to_end_messages(predictor, sample):
     assert run.timer.summary()["frames"] == 1
 
 
-def test_same_elements_as_predicting_on_the_sample(predictor, sample):
-    """Resized (2x) JPEG input goes back to the model's size with K scaled: the prediction of the sample itself."""
-    result = pipeline(predictor).process(*rig(sample, scale=2), STAMP)
-    direct = predictor.predict(sample, 0.0)[0]
+def test_same_elements_as_predicting_on_the_sample(weights, sample):
+    """2x PNG input goes back to the model's size with K scaled: the prediction of the sample itself, to
+    float32 precision; the seeing model moves by far more when two cameras' images trade places."""
+    seeing = MapPredictor.from_checkpoint(weights, "cpu")
+    images, infos, cache = rig(sample, scale=2, image_format="png")
+    result = pipeline(seeing).process(images, infos, cache, STAMP)
+    direct = seeing.predict(sample, 0.0)[0]
     assert [e.class_id for e in result.map_elements] == [e.class_id for e in direct]
     got, want = np.stack([e.points for e in result.map_elements]), np.stack([e.points for e in direct])
-    assert np.abs(got - want).max() < 0.01  # metres: JPEG and resampling barely move it
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    images[0], images[1] = (  # two cameras' pixels trade places, each header (frame, so pose) stays
+        messages.compressed_image(F, theirs.data.tobytes(), "png", STAMP, mine.header.frame_id)
+        for mine, theirs in ((images[0], images[1]), (images[1], images[0]))
+    )
+    swapped = np.stack([e.points for e in pipeline(seeing).process(images, infos, cache, STAMP).map_elements])
+    assert np.abs(swapped - want).max() > 0.1
 
 
 def test_a_missing_camera_is_masked_and_named(predictor, sample):

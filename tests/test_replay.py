@@ -167,14 +167,34 @@ def test_a_bad_onnx_file_or_a_torch_only_option_is_one_clear_line(png_bag, tmp_p
     assert "--half and --cuda-graphs apply to the torch backend" in capsys.readouterr().err
 
 
-def test_teacher_weights_are_refused_in_one_line_before_anything_is_written(png_bag, tmp_path, capsys):
+def test_a_teacher_replays_with_the_lidar_moved_into_the_ego_frame(png_bag, samples, tmp_path):
+    """Teacher weights read /LIDAR_TOP beside the cameras: the bag's scans (in the LIDAR_TOP frame) end
+    up where the samples' points are, so replay equals the entry point on the samples; without the
+    LiDAR the outputs move by a hundred times that tolerance (the teacher uses the scan)."""
     torch.manual_seed(0)
     save_model(tmp_path / "teacher.safetensors", build_model(TEACHER))
-    args = ["replay", str(png_bag), "--weights", str(tmp_path / "teacher.safetensors"), "--out", str(tmp_path / "out")]
-    assert main(args) == 2
+    result = replay_bag(png_bag, tmp_path / "teacher.safetensors", tmp_path / "out", device="cpu", pictures=False)
+    predictor = MapPredictor.from_checkpoint(tmp_path / "teacher.safetensors", "cpu")
+    assert sorted(result.predictions) == sorted(s.timestamp_ns for s in samples)
+    for sample in samples:
+        replayed = np.stack([e.points for e in result.predictions[sample.timestamp_ns]])
+        direct = np.stack([e.points for e in predictor.predict(sample, 0.0)[0]])
+        blind = np.stack([e.points for e in predictor.predict(dataclasses.replace(sample, lidar=sample.lidar[:0]))[0]])
+        np.testing.assert_allclose(replayed, direct, atol=1e-5)  # float32 round-trips of the scan only
+        assert np.abs(blind - direct).max() > 1e-3  # the untrained teacher moves 3.7 mm without its scan
+
+
+def test_teacher_weights_and_a_bag_without_lidar_is_one_line(samples, tmp_path, capsys):
+    with MapBagWriter(tmp_path / "bag") as writer:
+        writer.write_static(samples[0].timestamp_ns, dict(zip(CAMERA_NAMES, samples[0].cam_to_ego, strict=True)))
+        for sample in samples:
+            writer.write_frame(dataclasses.replace(sample_frame(sample, "png"), lidar=None))
+    torch.manual_seed(0)
+    save_model(tmp_path / "teacher.safetensors", build_model(TEACHER))
+    args = ["replay", str(tmp_path / "bag"), "--weights", str(tmp_path / "teacher.safetensors")]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "teacher.safetensors: the weights are a teacher (cameras + LiDAR)" in err[0]
-    assert not (tmp_path / "out").exists()
+    assert len(err) == 1 and "the weights are a teacher (cameras + LiDAR) and the bag has no /LIDAR_TOP" in err[0]
 
 
 def test_replay_warms_the_model_up_before_it_times_any_frame(png_bag, weights, samples):
