@@ -1,7 +1,8 @@
 """Model weights as safetensors, with the model config and class names in the metadata.
 
 Nothing is ever unpickled: a checkpoint is tensors plus JSON strings. Writes are atomic
-(temporary file, then rename).
+(temporary file, then rename). The metadata every model file carries (a safetensors checkpoint, an
+exported ONNX file) is written by ``model_metadata`` and read back by ``metadata_model_config``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from mapdistill_core.models.model import MapModel, build_model
 from mapdistill_core.resources import resolve
 
 FORMAT = "mapdistill.model/1"
+ONNX_FORMAT = "mapdistill.onnx/1"
+WRITERS = {
+    FORMAT: "a model checkpoint written by mapdistill",
+    ONNX_FORMAT: "an ONNX file written by `mapdistill export`",
+}
+"""What writes each file format, for error messages."""
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
@@ -30,15 +37,33 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, metadata: di
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
+def model_metadata(config: ModelConfig, file_format: str, **entries) -> dict[str, str]:
+    """The metadata of a model file: its ``file_format`` (FORMAT, ONNX_FORMAT), the model config,
+    the class names and ``entries``, each a JSON string."""
+    metadata = {"format": file_format, "model_config": config_to_dict(config), "class_names": list(CLASS_NAMES)}
+    return {key: value if key == "format" else json.dumps(value) for key, value in {**metadata, **entries}.items()}
+
+
+def metadata_model_config(metadata: dict[str, str], path: str | Path, file_format: str) -> ModelConfig:
+    """The ModelConfig of a model file's metadata, after checking its format and class names;
+    CheckpointError naming the file and the entry at fault."""
+    if metadata.get("format") != file_format:
+        raise CheckpointError(
+            f"{path}: not {WRITERS[file_format]} (metadata 'format' is {metadata.get('format')!r}, "
+            f"expected '{file_format}')"
+        )
+    names = _metadata_json(metadata, "class_names", "[]", path)
+    if names != list(CLASS_NAMES):
+        raise CheckpointError(f"{path}: trained for classes {names}, this code predicts {list(CLASS_NAMES)}")
+    try:
+        return config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
+    except (KeyError, json.JSONDecodeError, ConfigError) as e:
+        raise CheckpointError(f"{path}: bad 'model_config' metadata ({e})") from None
+
+
 def save_model(path: str | Path, model: MapModel, extra: dict | None = None) -> None:
     """Write a model's weights with its config, the class names and ``extra`` (JSON) as metadata."""
-    metadata = {
-        "format": FORMAT,
-        "model_config": json.dumps(config_to_dict(model.config)),
-        "class_names": json.dumps(list(CLASS_NAMES)),
-        "extra": json.dumps(extra or {}),
-    }
-    atomic_save(model.state_dict(), path, metadata)
+    atomic_save(model.state_dict(), path, model_metadata(model.config, FORMAT, extra=extra or {}))
 
 
 def weights_file(path: str | Path) -> Path:
@@ -79,14 +104,6 @@ def _metadata_json(metadata: dict[str, str], key: str, default: str, path: str |
         raise CheckpointError(f"{path}: metadata '{key}' is not JSON ({e})") from None
 
 
-def _model_config(metadata: dict[str, str], path: str | Path) -> ModelConfig:
-    """The ``model_config`` metadata entry as a ModelConfig; CheckpointError naming the file otherwise."""
-    try:
-        return config_from_dict(ModelConfig, json.loads(metadata["model_config"]), f"{path}: model_config")
-    except (KeyError, json.JSONDecodeError, ConfigError) as e:
-        raise CheckpointError(f"{path}: bad 'model_config' metadata ({e})") from None
-
-
 def read_extra(path: str | Path) -> dict:
     """The ``extra`` metadata of a model checkpoint (epoch, val_mAP, world, ...), without its tensors."""
     path = weights_file(path)
@@ -97,7 +114,7 @@ def read_extra(path: str | Path) -> dict:
 def read_model_config(path: str | Path) -> ModelConfig:
     """The model config a checkpoint was written with, without its tensors."""
     path = weights_file(path)
-    return _model_config(_metadata(path), path)
+    return metadata_model_config(_metadata(path), path, FORMAT)
 
 
 def load_model(
@@ -109,12 +126,8 @@ def load_model(
     """
     path = weights_file(path)
     tensors, metadata = read_safetensors(path)
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: metadata 'format' is {metadata.get('format')!r}, expected '{FORMAT}'")
-    names = _metadata_json(metadata, "class_names", "[]", path)
-    if names != list(CLASS_NAMES):
-        raise CheckpointError(f"{path}: trained for classes {names}, this code predicts {list(CLASS_NAMES)}")
-    model = build_model(config if config is not None else _model_config(metadata, path))
+    stored = metadata_model_config(metadata, path, FORMAT)
+    model = build_model(config if config is not None else stored)
     load_weights(model, tensors, str(path))
     return model.to(device).eval(), _metadata_json(metadata, "extra", "{}", path)
 

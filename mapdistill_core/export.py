@@ -13,7 +13,6 @@ sums stay float32.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -25,20 +24,17 @@ import torch
 from torch import nn
 
 from mapdistill_core.atomic import atomic_output
-from mapdistill_core.checkpoint import load_model
-from mapdistill_core.config import config_to_dict
+from mapdistill_core.checkpoint import ONNX_FORMAT, load_model, model_metadata
 from mapdistill_core.data.batch import placeholder_intrinsics
 from mapdistill_core.data.sample import Sample
 from mapdistill_core.errors import CheckpointError
 from mapdistill_core.inference import (
-    ONNX_FORMAT,
     ONNX_INPUTS,
     ONNX_OUTPUTS,
     OnnxRuntimeBackend,
     TorchBackend,
     model_inputs,
 )
-from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.models.model import MapModel
 
 DEFAULT_OPSET = 18
@@ -95,13 +91,7 @@ def export_onnx(weights: str | Path, out: str | Path, opset: int = DEFAULT_OPSET
             verbose=False,
         )
     proto = program.model_proto
-    metadata = {
-        "format": ONNX_FORMAT,
-        "model_config": json.dumps(config_to_dict(model.config)),
-        "class_names": json.dumps(list(CLASS_NAMES)),
-        "fp16": json.dumps(fp16),
-        "source_weights": Path(weights).name,
-    }
+    metadata = model_metadata(model.config, ONNX_FORMAT, fp16=fp16, source_weights=Path(weights).name)
     onnx.helper.set_model_props(proto, metadata)
     onnx.checker.check_model(proto)
     with atomic_output(out) as tmp:

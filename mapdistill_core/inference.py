@@ -9,7 +9,6 @@ logits [B, Q, K] and normalized points [B, Q, Np, 2]; decoding to elements is sh
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -17,17 +16,16 @@ import numpy as np
 import torch
 
 from mapdistill_core.bev_grid import BEVGrid
-from mapdistill_core.checkpoint import load_model
-from mapdistill_core.config import config_from_dict, load_section
+from mapdistill_core.checkpoint import ONNX_FORMAT, load_model, metadata_model_config
+from mapdistill_core.config import load_section
 from mapdistill_core.data.batch import collate, placeholder_intrinsics
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
-from mapdistill_core.errors import CheckpointError, ConfigError
-from mapdistill_core.map_elements import CLASS_NAMES, MapElement
+from mapdistill_core.errors import CheckpointError
+from mapdistill_core.map_elements import MapElement
 from mapdistill_core.models.config import ModelConfig
 from mapdistill_core.models.model import MapModel
 from mapdistill_core.options import BACKENDS, torch_only_settings
 
-ONNX_FORMAT = "mapdistill.onnx/1"
 ONNX_INPUTS = ("images", "intrinsics", "cam_to_ego", "camera_mask")
 ONNX_OUTPUTS = ("logits", "points")
 
@@ -192,7 +190,7 @@ class OnnxRuntimeBackend:
         except Exception as e:  # onnxruntime raises its own exception types for unreadable models
             raise CheckpointError(f"{path}: onnxruntime cannot load it ({e})") from None
         metadata = self.session.get_modelmeta().custom_metadata_map
-        self.config = onnx_model_config(path, metadata)
+        self.config = metadata_model_config(metadata, path, ONNX_FORMAT)
         self.device = torch.device("cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu")
         self.half = metadata.get("fp16") == "true"
 
@@ -200,21 +198,6 @@ class OnnxRuntimeBackend:
         feed = {k: batch[k].numpy() for k in ONNX_INPUTS}
         logits, points = self.session.run(list(ONNX_OUTPUTS), feed)
         return torch.from_numpy(logits), torch.from_numpy(points)
-
-
-def onnx_model_config(path: str | Path, metadata: dict[str, str]) -> ModelConfig:
-    """The ModelConfig in an exported file's metadata; CheckpointError when the file is not ours."""
-    if metadata.get("format") != ONNX_FORMAT:
-        raise CheckpointError(
-            f"{path}: not an ONNX file written by `mapdistill export` (metadata format != {ONNX_FORMAT})"
-        )
-    try:
-        names, config = json.loads(metadata.get("class_names", "null")), json.loads(metadata.get("model_config", ""))
-        if names != list(CLASS_NAMES):
-            raise CheckpointError(f"{path}: class names {names} differ from {list(CLASS_NAMES)}")
-        return config_from_dict(ModelConfig, config, f"{path}: model_config")
-    except (json.JSONDecodeError, ConfigError) as e:
-        raise CheckpointError(f"{path}: bad 'class_names' or 'model_config' metadata ({e})") from None
 
 
 class MapPredictor:

@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
 from rosbags.highlevel import AnyReader, AnyReaderError
-from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
 from mapdistill_core.data.sample import CAMERA_NAMES
@@ -33,13 +30,14 @@ from mapdistill_core.errors import BagError
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics.maptr_json import ground_truth_document, predictions_document
-from mapdistill_core.plotting import save_bev_png
 from mapdistill_core.results import provenance, write_json
 from mapdistill_ros import messages, topics
+from mapdistill_ros.bag_reader import camera_topics, open_bag
 from mapdistill_ros.bag_writer import MapBagWriter, sigint_deferred
+from mapdistill_ros.drive_pictures import write_drive_pictures
 from mapdistill_ros.frame_sync import FrameAssembler, FrameSet
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
-from mapdistill_ros.scoring import ground_truth_for_predictions, pair_by_stamp, score
+from mapdistill_ros.scoring import ground_truth_for_predictions, score
 from mapdistill_ros.stage_timer import StageTimer
 from mapdistill_ros.typestore import MessageFactory
 
@@ -48,22 +46,10 @@ log = logging.getLogger("mapdistill.replay")
 NODE_ELEMENTS, NODE_MARKERS = topics.NODE_ELEMENTS, topics.NODE_MARKERS
 PICTURE_THRESHOLD = 0.3
 """The pictures draw predictions scoring at least this (or the replay's threshold, if higher)."""
-"""A prediction and a ground truth further apart than this (0.25 s, half a nuScenes key-frame
-period) are not paired."""
 BAD_MESSAGE = "bad_message"
 """Drop reason of a message the replay cannot use: not deserializable, a non-finite /tf_static
 transform, ground truth the metric cannot score. Camera sets the pipeline rejects count as "error",
 as in the node."""
-TOPIC_TYPES: dict[str, str] = {
-    topics.TF_STATIC: "tf2_msgs/msg/TFMessage",
-    topics.GT_ELEMENTS: "mapdistill_ros/msg/MapElementArray",
-    topics.GT_MARKERS: "visualization_msgs/msg/MarkerArray",
-    topics.LIDAR: "sensor_msgs/msg/PointCloud2",
-    **{topics.camera_info_topic(c): "sensor_msgs/msg/CameraInfo" for c in CAMERA_NAMES},
-    **{topics.image_topic(c, compressed=True): "sensor_msgs/msg/CompressedImage" for c in CAMERA_NAMES},
-    **{topics.image_topic(c, compressed=False): "sensor_msgs/msg/Image" for c in CAMERA_NAMES},
-}
-"""The message type of each topic the replay reads; other topics are ignored, whatever their type."""
 
 
 @dataclass
@@ -87,48 +73,6 @@ class ReplayResult:
     timing: dict = field(default_factory=dict)
     metrics: dict | None = None
     interrupted: bool = False
-
-
-@contextmanager
-def open_bag(bag: Path) -> Iterator[AnyReader]:
-    """An open reader of ``bag`` (decoding the custom messages from the bag's own definitions).
-
-    A missing, truncated or unreadable bag is a BagError naming it, and so is one with a topic of
-    TOPIC_TYPES that carries another type (naming the topic and both types).
-    """
-    try:
-        reader = AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
-        reader.open()
-    except Exception as e:  # noqa: BLE001 - rosbags raises many kinds on a corrupt bag, all mean unreadable
-        raise BagError(f"{bag}: not a readable rosbag2 ({type(e).__name__}: {e})") from None
-    try:
-        for connection in reader.connections:
-            expected = TOPIC_TYPES.get(connection.topic, connection.msgtype)
-            if connection.msgtype != expected:
-                raise BagError(f"{bag}: topic {connection.topic} carries {connection.msgtype}, expected {expected}")
-        yield reader
-    finally:
-        reader.close()
-
-
-def camera_topics(available: set[str], bag: Path) -> tuple[dict[str, int], list[str]]:
-    """Image topic -> camera index for the rig's cameras found in ``available`` (compressed first),
-    and the cameras without one. Raises BagError when no camera has an image topic."""
-    found, missing = {}, []
-    for i, camera in enumerate(CAMERA_NAMES):
-        for compressed in (True, False):
-            topic = topics.image_topic(camera, compressed)
-            if topic in available:
-                found[topic] = i
-                break
-        else:
-            missing.append(camera)
-    if not found:
-        raise BagError(
-            f"{bag}: no camera image topic (/<CAM>/image_rect/compressed or /<CAM>/image_rect for "
-            f"{', '.join(CAMERA_NAMES)}); the bag has: {', '.join(sorted(available)) or 'no topics'}"
-        )
-    return found, missing
 
 
 class BagReplay:
@@ -258,30 +202,6 @@ class BagReplay:
                         writer.write(NODE_MARKERS, item.stamp_ns, out.markers)
 
 
-def write_pictures(result: ReplayResult, folder: Path, score_threshold: float) -> list[Path]:
-    """A BEV PNG per processed frame (predictions over the paired ground truth) and a GIF per scene."""
-    folder.mkdir(parents=True, exist_ok=True)
-    pairs = {p: t for t, p in pair_by_stamp(list(result.ground_truth), list(result.predictions)).items()}
-    gifs = []
-    for index, stamps in enumerate(s for s in result.scenes if s):
-        frames = []
-        for stamp in tqdm(stamps, desc=f"bev scene {index}", unit="frame", leave=False):
-            path = folder / f"scene{index:02d}_{stamp}.png"
-            gt = result.ground_truth.get(pairs.get(stamp), [])
-            save_bev_png(
-                path,
-                result.predictions[stamp],
-                gt,
-                score_threshold,
-                f"scene {index}, t = {(stamp - stamps[0]) / 1e9:.1f} s",
-            )
-            frames.append(Image.open(path).convert("P", palette=Image.Palette.ADAPTIVE))
-        gif = folder / f"scene{index:02d}.gif"
-        frames[0].save(gif, save_all=True, append_images=frames[1:], duration=500, loop=0)
-        gifs.append(gif)
-    return gifs
-
-
 def replay_bag(
     bag: str | Path,
     weights: str | Path,
@@ -333,5 +253,6 @@ def replay_bag(
     }
     write_json(out / "metrics.json", metrics)
     if pictures and not result.interrupted:
-        write_pictures(result, out / "bev", max(score_threshold, PICTURE_THRESHOLD))
+        threshold = max(score_threshold, PICTURE_THRESHOLD)
+        write_drive_pictures(result.predictions, result.ground_truth, result.scenes, out / "bev", threshold)
     return result

@@ -132,7 +132,7 @@ def test_onnxruntime_backend_refuses_foreign_files_and_torch_only_options(tmp_pa
         if prop.key == "model_config":
             prop.value = "{not json"
     onnx.save(proto, str(tmp_path / "bad_metadata.onnx"))
-    with pytest.raises(CheckpointError, match="bad_metadata.onnx: bad 'class_names' or 'model_config' metadata"):
+    with pytest.raises(CheckpointError, match="bad_metadata.onnx: bad 'model_config' metadata"):
         OnnxRuntimeBackend(tmp_path / "bad_metadata.onnx", "cpu")
     (tmp_path / "garbage.onnx").write_bytes(b"not a model")
     with pytest.raises(CheckpointError, match="garbage.onnx: onnxruntime cannot load it"):
