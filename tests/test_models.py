@@ -121,7 +121,7 @@ def test_matcher_gives_zero_cost_to_reversed_and_shifted_ground_truth():
     assert dist[rows, cols, best].max() < 1e-6
     targets[0]["points"] = perms[:, 0]
     outputs = {"logits": [logits], "points": [predictions[None]], "segmentation": None}
-    _, parts, _ = MapCriterion(LossConfig(segmentation=0.0))(outputs, {"targets": targets})
+    _, parts = MapCriterion(LossConfig(segmentation=0.0))(outputs, {"targets": targets})
     assert parts["pts"] < 1e-6 and parts["dir"] < 1e-5
 
 
@@ -147,6 +147,20 @@ def test_matcher_oracles_every_closed_ordering_and_never_padding():
     assert torch.isinf(dist[2:]).all() and dist.min() == pytest.approx(float(np.abs(open_line).mean()), abs=1e-6)
 
 
+def test_the_criterion_logs_each_decoder_layer_and_sums_them_with_the_config_weights():
+    torch.manual_seed(0)
+    model = build_model(STUDENT)
+    batch = collate(samples(), STUDENT.image_size, model.grid, 20)
+    c = STUDENT.loss
+    total, parts = MapCriterion(c)(model(batch), batch)
+    layers = STUDENT.decoder.layers
+    for name in ("cls", "pts", "dir"):
+        per_layer = [parts[f"{name}_{layer}"] for layer in range(layers)]
+        assert f"{name}_{layers}" not in parts and torch.allclose(parts[name], sum(per_layer))
+    expected = c.classification * parts["cls"] + c.points * parts["pts"] + c.direction * parts["dir"]
+    assert torch.allclose(total, expected + c.segmentation * parts["seg"]) and parts["total"] == total
+
+
 def test_a_tiny_model_overfits_a_few_samples():
     """Proves the whole chain learns: a small student reaches a high mAP on the samples it fits."""
     torch.manual_seed(0)
@@ -156,7 +170,7 @@ def test_a_tiny_model_overfits_a_few_samples():
     criterion = MapCriterion(STUDENT.loss)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(160):
-        loss, _, _ = criterion(model(batch), batch)
+        loss, _ = criterion(model(batch), batch)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 35.0)

@@ -66,7 +66,7 @@ class Distiller(nn.Module):
 
     def forward(self, outputs: dict, batch: dict, student: MapModel) -> tuple[dict, dict]:
         c = self.config
-        map_total, map_parts, _ = self.criterion(outputs, batch)
+        map_total, map_parts = self.criterion(outputs, batch)
         terms = {"map": map_total}
         parts = {f"map_{k}": v for k, v in map_parts.items()}
         if c.relation > 0 or c.feature > 0 or c.head > 0:

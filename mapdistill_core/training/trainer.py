@@ -80,7 +80,7 @@ def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
 
 def map_loss(criterion: MapCriterion) -> LossFn:
     def loss(outputs: dict, batch: dict, model: MapModel) -> tuple[dict, dict]:
-        total, parts, _ = criterion(outputs, batch)
+        total, parts = criterion(outputs, batch)
         return {"map": total}, parts
 
     return loss
