@@ -143,7 +143,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--weights",
         default="checkpoints/synthetic_student.safetensors",
         help="student weights: .safetensors (a file, or the name of shipped weights), or .onnx with --backend "
-        "onnxruntime (default: the shipped student, %(default)s)",
+        "onnxruntime (default: the shipped student, %(default)s); teacher weights read /LIDAR_TOP too",
     )
     p.add_argument(
         "--backend",
