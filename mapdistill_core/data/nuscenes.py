@@ -17,6 +17,7 @@ from nuscenes.utils.splits import create_splits_scenes
 from pyquaternion import Quaternion
 from torch.utils.data import Dataset
 
+from mapdistill_core.data.batch import intrinsics_scale, resize_image
 from mapdistill_core.data.nuscenes_map import NuScenesMapGT
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.errors import NuScenesError
@@ -177,12 +178,10 @@ class NuScenesSource:
         k = np.asarray(
             self.nusc.get("calibrated_sensor", camera["calibrated_sensor_token"])["camera_intrinsic"], dtype=np.float64
         )
-        h, w = bgr.shape[:2]
-        if self.image_size is not None and (h, w) != tuple(self.image_size):
-            height, width = self.image_size
-            bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
-            k = np.diag([width / w, height / h, 1.0]) @ k
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if self.image_size is None:
+            return rgb, k
+        return resize_image(rgb, self.image_size), intrinsics_scale(rgb.shape[:2], self.image_size) @ k
 
     def points(self, lidar: dict, world_to_ego: np.ndarray, where: str) -> np.ndarray:
         """float32 [P, 4] x, y, z, intensity in the base_link given by ``world_to_ego``: the sweep of
