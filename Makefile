@@ -32,8 +32,10 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 # In a sourced ROS 2 workspace where mapdistill_ros is built (README, ROS 2 section); not part of `make test`.
+# launch_test runs under $(PYTHON), the Python that has requirements.txt installed (the test builds its bag
+# and weights with this package), whatever interpreter launch_test's own first line names.
 launch-test:
-	launch_test tests/test_online_node_launch.py
+	$(PYTHON) "$$(command -v launch_test)" tests/test_online_node_launch.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py

@@ -8,6 +8,7 @@ as `mapdistill replay` (mapdistill_ros.scoring: pairing by stamp, MapTR Chamfer 
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import rclpy
@@ -74,6 +75,8 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C reaches the node twice (from the terminal and from launch): the second must not cut the write
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         path = node.write()
         print(f"map_evaluator: wrote {path}", flush=True)
         node.destroy_node()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import signal
 import threading
 from dataclasses import dataclass
 
@@ -319,6 +320,8 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C reaches the node twice (from the terminal and from launch): the second must not cut the clean-up
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -113,9 +113,14 @@ class TestOnlineNode(unittest.TestCase):
                 rclpy.spin_once(node, timeout_sec=0.1)  # each node subscribes once active (its model loaded)
             while min(node.count_subscribers(t) for t in images) < len(MARKERS) and time.monotonic() < deadline:
                 rclpy.spin_once(node, timeout_sec=0.1)
-            for connection, _, raw in played:
+            previous = None
+            for connection, stamp, raw in played:  # a capture's messages back to back, captures 0.5 s apart
+                if previous is not None and stamp != previous:
+                    pause = time.monotonic() + 0.5
+                    while time.monotonic() < pause:
+                        rclpy.spin_once(node, timeout_sec=0.05)
                 publishers[connection.topic].publish(bytes(raw))
-                rclpy.spin_once(node, timeout_sec=0.02)
+                previous = stamp
             while not all(received.values()) and time.monotonic() < deadline:
                 rclpy.spin_once(node, timeout_sec=0.1)
         finally:
