@@ -1,4 +1,4 @@
-"""`ros2 launch mapdistill_ros replay_eval.launch.py bag:=BAG weights:=W [backend:=B] [out:=DIR] [rviz:=false]`
+"""`ros2 launch mapdistill_ros replay_eval.launch.py bag:=BAG [weights:=W] [backend:=B] [out:=DIR] [rviz:=false]`
 
 Runs the online map node on sim time and the evaluator, plays the bag (`ros2 bag play --clock`) once
 the node is active (its model loaded, so no frame is lost), and the evaluator, which pairs the node's
@@ -53,7 +53,9 @@ def generate_launch_description():
         DeclareLaunchArgument("bag", description="rosbag2 folder (e.g. from synthetic2bag or nuscenes2bag)"),
         DeclareLaunchArgument(
             "weights",
-            description="student weights (.safetensors, or .onnx with backend onnxruntime), or teacher weights",
+            default_value="",
+            description="student weights (.safetensors, or .onnx with backend onnxruntime), or teacher weights; "
+            "empty: the shipped student",
         ),
         DeclareLaunchArgument("backend", default_value="torch", description="torch or onnxruntime"),
         DeclareLaunchArgument("out", default_value="replay_eval", description="folder for metrics.json"),

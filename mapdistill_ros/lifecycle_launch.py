@@ -23,7 +23,7 @@ def _change(node: LifecycleNode, transition: int) -> EmitEvent:
 
 
 def _configure_failed(context, node_name: str):
-    raise RuntimeError(f"{node_name}: configure failed (its log above says why); the launch stops")
+    raise RuntimeError(f"{node_name}: configure failed (the node logs why); the launch stops")
 
 
 def autostart(node: LifecycleNode, node_name: str) -> list:
