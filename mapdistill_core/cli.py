@@ -54,6 +54,20 @@ def cmd_eval_vectors(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_eval_vectors(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval-vectors",
+        help="Chamfer AP of predictions against ground truth (MapTR protocol)",
+        description="Score vector-map predictions with the MapTR protocol: Chamfer-distance AP at "
+        "0.5 / 1.0 / 1.5 m per class (divider, ped_crossing, boundary) and mAP. Reads MapTR's own "
+        "JSON files; samples are paired by sample_token. Prints a table; --out also writes JSON.",
+    )
+    p.add_argument("--pred", required=True, help='predictions JSON: {"results": [{"sample_token", "vectors"}]}')
+    p.add_argument("--gt", required=True, help='ground-truth JSON: {"GTs": [{"sample_token", "vectors"}]}')
+    p.add_argument("--out", help="write the result JSON here (mAP, AP per class/threshold, counts, provenance)")
+    p.set_defaults(func=cmd_eval_vectors)
+
+
 def cmd_plot_vectors(args: argparse.Namespace) -> int:
     from mapdistill_core.plotting import save_bev_png
 
@@ -72,6 +86,27 @@ def cmd_plot_vectors(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_plot_vectors(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plot-vectors",
+        help="BEV picture of one sample's predictions over its ground truth",
+        description="Draw one sample in bird's-eye view (ego at the centre, x forward pointing up): "
+        "ground truth as wide pale lines, predictions as thin lines with points, coloured by class "
+        "(divider orange, ped_crossing blue, boundary green).",
+    )
+    p.add_argument("--pred", required=True, help="predictions JSON (MapTR format)")
+    p.add_argument("--gt", required=True, help="ground-truth JSON (MapTR format)")
+    p.add_argument("--token", required=True, help="sample_token of the sample to draw")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.3,
+        help="draw predictions with confidence at least this (default: 0.3)",
+    )
+    p.set_defaults(func=cmd_plot_vectors)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from mapdistill_core.data.synthetic.config import SyntheticConfig
     from mapdistill_core.data.synthetic.generate import generate_split
@@ -81,6 +116,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out = generate_split(config, args.split, args.out, scenes, args.workers)
     print(f"wrote {scenes * config.samples_per_scene} samples of {scenes} scenes to {out}")
     return 0
+
+
+def add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="render a split of the synthetic world to disk",
+        description="Render scenes of the synthetic world (six cameras, LiDAR, vector ground truth) and "
+        "write one compressed .npz per sample plus index.json. Deterministic: the same config and split "
+        "give the same bytes. Samples already in OUT are kept, so an interrupted run can be re-run.",
+    )
+    p.add_argument(
+        "--config",
+        default="config/synthetic.yaml",
+        help="world config, a file or a shipped name (default: %(default)s)",
+    )
+    p.add_argument("--split", required=True, choices=["train", "val", "test"], help="which split's seeds to use")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--scenes", type=int_range(1), help="number of scenes, >= 1 (default: the config's count for the split)"
+    )
+    p.add_argument(
+        "--workers", type=int_range(1), default=1, help="processes rendering scenes in parallel (default: 1)"
+    )
+    p.set_defaults(func=cmd_generate)
 
 
 def cmd_show_sample(args: argparse.Namespace) -> int:
@@ -104,6 +163,29 @@ def cmd_show_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_show_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "show-sample",
+        help="picture of one sample: six cameras, LiDAR BEV and ground truth",
+        description="Write one PNG of a sample: the six cameras in rig layout and a bird's-eye view of the "
+        "LiDAR coloured by intensity under the ground-truth vectors. The sample is rendered from the "
+        "synthetic world (--config/--split/--scene/--sample) or read from a file (--file).",
+    )
+    p.add_argument(
+        "--config",
+        default="config/synthetic.yaml",
+        help="world config, a file or a shipped name (default: %(default)s)",
+    )
+    p.add_argument("--split", default="val", choices=["train", "val", "test"], help="split (default: val)")
+    p.add_argument("--scene", type=int_range(0), default=0, help="scene index in the split, >= 0 (default: 0)")
+    p.add_argument(
+        "--sample", type=int_range(0), default=0, help="sample index in the scene, below the world's samples_per_scene"
+    )
+    p.add_argument("--file", help="read this .npz sample instead of rendering one")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.set_defaults(func=cmd_show_sample)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from mapdistill_core.training.config import ExperimentConfig
     from mapdistill_core.training.trainer import Trainer
@@ -115,6 +197,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.main:
         print(f"wrote {out}")
     return 0
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a teacher or a student",
+        description="Train the model of an experiment config (sections model, data, train). Missing synthetic "
+        "data is generated first. Writes config.yaml, log.jsonl, state.safetensors (resumable), best.safetensors "
+        "and last.safetensors into --out. Runs on several GPUs or processes under torchrun "
+        "(e.g. torchrun --nproc_per_node 2 -m mapdistill_core.cli train ...).",
+    )
+    p.add_argument("--config", required=True, help="experiment config, e.g. config/synthetic_student.yaml")
+    p.add_argument("--out", help="output folder (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from --out's state.safetensors")
+    p.add_argument("--device", type=device, default="auto", help="auto (cuda if present), cpu, cuda, cuda:1 ...")
+    p.add_argument(
+        "--max-steps", type=int_range(0), default=0, help="stop after this many steps in total (0: all epochs)"
+    )
+    p.set_defaults(func=cmd_train)
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -142,6 +243,33 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         print(f"not finished: {', '.join(document['pending'])}")
     print(f"wrote {plan.results} and {plan.table}")
     return 0
+
+
+def add_experiment(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "experiment",
+        help="the knowledge-distillation benchmark: teacher, students, distilled students, grid, ablations",
+        description="Run a plan (config/experiment_synthetic.yaml): the teacher (or the plan's existing teacher "
+        "weights), the student and the distilled student for every seed, the val-only grid of distillation "
+        "settings, and each distillation loss alone. Each run keeps its best checkpoint on val and is evaluated "
+        "once on test; its record goes to the plan's records folder (commit it: a plan started again skips "
+        "recorded runs, also on a fresh clone). An interrupted run resumes from its training state. Then the "
+        "report: results JSON, markdown with the val curves PNG, and README's table.",
+    )
+    p.add_argument(
+        "--config", default="config/experiment_synthetic.yaml", help="experiment plan (default: %(default)s)"
+    )
+    p.add_argument(
+        "--parallel",
+        type=int,
+        help="training processes side by side (default: the plan's 'parallel'); on a CPU each gets cores / N threads",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the report from the records of the runs that have finished",
+    )
+    p.set_defaults(func=cmd_experiment)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -191,6 +319,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="Chamfer AP of trained weights on a split, with BEV pictures",
+        description="Run weights over the val or test split and score them (MapTR protocol). Writes "
+        "OUT/metrics.json, OUT/predictions.json and OUT/ground_truth.json (MapTR's formats, for eval-vectors) "
+        "and a few BEV pictures of predictions over ground truth.",
+    )
+    p.add_argument("--weights", required=True, help="a .safetensors checkpoint written by train")
+    p.add_argument("--split", default="val", choices=["val", "test"], help="split (default: val)")
+    p.add_argument(
+        "--config",
+        help="experiment config whose data section to use (default: the world recorded in the weights, else "
+        "the config.yaml train wrote next to them)",
+    )
+    p.add_argument("--out", default="runs/evaluate", help="output folder (default: %(default)s)")
+    p.add_argument("--device", type=device, default="auto", help="auto (cuda if present), cpu, cuda ...")
+    p.add_argument(
+        "--limit",
+        type=int_range(0),
+        default=0,
+        help="evaluate the first N samples only, generating only the scenes that hold them (0: all)",
+    )
+    p.add_argument("--pictures", type=int_range(0), default=4, help="BEV pictures to write (default: 4)")
+    p.add_argument("--score-threshold", type=fraction, default=0.3, help="pictures: draw scores >= this, in [0, 1]")
+    p.set_defaults(func=cmd_evaluate)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import onnx
 
@@ -221,158 +377,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:
-    """The parser of every subcommand here; ``extra(subparsers)`` may add more (the ROS-type commands of
-    mapdistill_ros.cli, which this ROS-free module cannot import)."""
-    parser = Parser(
-        prog="mapdistill",
-        description="MapDistill: camera+LiDAR teacher to camera-only student distillation for "
-        "vectorized HD maps. Each subcommand has its own --help.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser(
-        "eval-vectors",
-        help="Chamfer AP of predictions against ground truth (MapTR protocol)",
-        description="Score vector-map predictions with the MapTR protocol: Chamfer-distance AP at "
-        "0.5 / 1.0 / 1.5 m per class (divider, ped_crossing, boundary) and mAP. Reads MapTR's own "
-        "JSON files; samples are paired by sample_token. Prints a table; --out also writes JSON.",
-    )
-    p.add_argument("--pred", required=True, help='predictions JSON: {"results": [{"sample_token", "vectors"}]}')
-    p.add_argument("--gt", required=True, help='ground-truth JSON: {"GTs": [{"sample_token", "vectors"}]}')
-    p.add_argument("--out", help="write the result JSON here (mAP, AP per class/threshold, counts, provenance)")
-    p.set_defaults(func=cmd_eval_vectors)
-
-    p = sub.add_parser(
-        "plot-vectors",
-        help="BEV picture of one sample's predictions over its ground truth",
-        description="Draw one sample in bird's-eye view (ego at the centre, x forward pointing up): "
-        "ground truth as wide pale lines, predictions as thin lines with points, coloured by class "
-        "(divider orange, ped_crossing blue, boundary green).",
-    )
-    p.add_argument("--pred", required=True, help="predictions JSON (MapTR format)")
-    p.add_argument("--gt", required=True, help="ground-truth JSON (MapTR format)")
-    p.add_argument("--token", required=True, help="sample_token of the sample to draw")
-    p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument(
-        "--score-threshold",
-        type=float,
-        default=0.3,
-        help="draw predictions with confidence at least this (default: 0.3)",
-    )
-    p.set_defaults(func=cmd_plot_vectors)
-
-    p = sub.add_parser(
-        "generate",
-        help="render a split of the synthetic world to disk",
-        description="Render scenes of the synthetic world (six cameras, LiDAR, vector ground truth) and "
-        "write one compressed .npz per sample plus index.json. Deterministic: the same config and split "
-        "give the same bytes. Samples already in OUT are kept, so an interrupted run can be re-run.",
-    )
-    p.add_argument(
-        "--config",
-        default="config/synthetic.yaml",
-        help="world config, a file or a shipped name (default: %(default)s)",
-    )
-    p.add_argument("--split", required=True, choices=["train", "val", "test"], help="which split's seeds to use")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument(
-        "--scenes", type=int_range(1), help="number of scenes, >= 1 (default: the config's count for the split)"
-    )
-    p.add_argument(
-        "--workers", type=int_range(1), default=1, help="processes rendering scenes in parallel (default: 1)"
-    )
-    p.set_defaults(func=cmd_generate)
-
-    p = sub.add_parser(
-        "show-sample",
-        help="picture of one sample: six cameras, LiDAR BEV and ground truth",
-        description="Write one PNG of a sample: the six cameras in rig layout and a bird's-eye view of the "
-        "LiDAR coloured by intensity under the ground-truth vectors. The sample is rendered from the "
-        "synthetic world (--config/--split/--scene/--sample) or read from a file (--file).",
-    )
-    p.add_argument(
-        "--config",
-        default="config/synthetic.yaml",
-        help="world config, a file or a shipped name (default: %(default)s)",
-    )
-    p.add_argument("--split", default="val", choices=["train", "val", "test"], help="split (default: val)")
-    p.add_argument("--scene", type=int_range(0), default=0, help="scene index in the split, >= 0 (default: 0)")
-    p.add_argument(
-        "--sample", type=int_range(0), default=0, help="sample index in the scene, below the world's samples_per_scene"
-    )
-    p.add_argument("--file", help="read this .npz sample instead of rendering one")
-    p.add_argument("--out", required=True, help="PNG file to write")
-    p.set_defaults(func=cmd_show_sample)
-
-    p = sub.add_parser(
-        "train",
-        help="train a teacher or a student",
-        description="Train the model of an experiment config (sections model, data, train). Missing synthetic "
-        "data is generated first. Writes config.yaml, log.jsonl, state.safetensors (resumable), best.safetensors "
-        "and last.safetensors into --out. Runs on several GPUs or processes under torchrun "
-        "(e.g. torchrun --nproc_per_node 2 -m mapdistill_core.cli train ...).",
-    )
-    p.add_argument("--config", required=True, help="experiment config, e.g. config/synthetic_student.yaml")
-    p.add_argument("--out", help="output folder (default: runs/<config name>)")
-    p.add_argument("--resume", action="store_true", help="continue from --out's state.safetensors")
-    p.add_argument("--device", type=device, default="auto", help="auto (cuda if present), cpu, cuda, cuda:1 ...")
-    p.add_argument(
-        "--max-steps", type=int_range(0), default=0, help="stop after this many steps in total (0: all epochs)"
-    )
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser(
-        "experiment",
-        help="the knowledge-distillation benchmark: teacher, students, distilled students, grid, ablations",
-        description="Run a plan (config/experiment_synthetic.yaml): the teacher (or the plan's existing teacher "
-        "weights), the student and the distilled student for every seed, the val-only grid of distillation "
-        "settings, and each distillation loss alone. Each run keeps its best checkpoint on val and is evaluated "
-        "once on test; its record goes to the plan's records folder (commit it: a plan started again skips "
-        "recorded runs, also on a fresh clone). An interrupted run resumes from its training state. Then the "
-        "report: results JSON, markdown with the val curves PNG, and README's table.",
-    )
-    p.add_argument(
-        "--config", default="config/experiment_synthetic.yaml", help="experiment plan (default: %(default)s)"
-    )
-    p.add_argument(
-        "--parallel",
-        type=int,
-        help="training processes side by side (default: the plan's 'parallel'); on a CPU each gets cores / N threads",
-    )
-    p.add_argument(
-        "--report-only",
-        action="store_true",
-        help="train nothing: write the report from the records of the runs that have finished",
-    )
-    p.set_defaults(func=cmd_experiment)
-
-    p = sub.add_parser(
-        "evaluate",
-        help="Chamfer AP of trained weights on a split, with BEV pictures",
-        description="Run weights over the val or test split and score them (MapTR protocol). Writes "
-        "OUT/metrics.json, OUT/predictions.json and OUT/ground_truth.json (MapTR's formats, for eval-vectors) "
-        "and a few BEV pictures of predictions over ground truth.",
-    )
-    p.add_argument("--weights", required=True, help="a .safetensors checkpoint written by train")
-    p.add_argument("--split", default="val", choices=["val", "test"], help="split (default: val)")
-    p.add_argument(
-        "--config",
-        help="experiment config whose data section to use (default: the world recorded in the weights, else "
-        "the config.yaml train wrote next to them)",
-    )
-    p.add_argument("--out", default="runs/evaluate", help="output folder (default: %(default)s)")
-    p.add_argument("--device", type=device, default="auto", help="auto (cuda if present), cpu, cuda ...")
-    p.add_argument(
-        "--limit",
-        type=int_range(0),
-        default=0,
-        help="evaluate the first N samples only, generating only the scenes that hold them (0: all)",
-    )
-    p.add_argument("--pictures", type=int_range(0), default=4, help="BEV pictures to write (default: 4)")
-    p.add_argument("--score-threshold", type=fraction, default=0.3, help="pictures: draw scores >= this, in [0, 1]")
-    p.set_defaults(func=cmd_evaluate)
+def add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
         help="export a student to ONNX for onnxruntime / TensorRT",
@@ -395,6 +400,29 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
         help="float16 weights and activations (for GPUs; camera geometry, inputs and outputs stay float32)",
     )
     p.set_defaults(func=cmd_export)
+
+
+def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand here; ``extra(subparsers)`` may add more (the ROS-type commands of
+    mapdistill_ros.cli, which this ROS-free module cannot import)."""
+    parser = Parser(
+        prog="mapdistill",
+        description="MapDistill: camera+LiDAR teacher to camera-only student distillation for "
+        "vectorized HD maps. Each subcommand has its own --help.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        add_eval_vectors,
+        add_plot_vectors,
+        add_generate,
+        add_show_sample,
+        add_train,
+        add_experiment,
+        add_evaluate,
+        add_export,
+    ):
+        add(sub)
     if extra is not None:
         extra(sub)
     for command in sub.choices.values():  # -v also after the subcommand
