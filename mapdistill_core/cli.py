@@ -158,7 +158,7 @@ def cmd_show_sample(args: argparse.Namespace) -> int:
                 f"--sample {args.sample}: a scene of {args.config} has samples 0..{config.samples_per_scene - 1}"
             )
         sample = SyntheticScene(config, args.split, args.scene).sample(args.sample)
-    save_sample_png(args.out, sample, title=f"{sample.token}  ({len(sample.vectors)} ground-truth elements)")
+    save_sample_png(args.out, sample, title=f"{sample.token}  ({len(sample.ground_truth)} ground-truth elements)")
     print(f"wrote {args.out}")
     return 0
 

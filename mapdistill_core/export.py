@@ -131,8 +131,6 @@ def example_batch(model: MapModel, batch_size: int = 1, samples: list[Sample] | 
                 rng.integers(0, 256, (n, height, width, 3), dtype=np.uint8),
                 np.tile(k, (n, 1, 1)),
                 np.tile(pose, (n, 1, 1)),
-                np.zeros((0, 4), np.float32),
-                np.eye(4),
             )
             for _ in range(batch_size)
         ]

@@ -103,7 +103,7 @@ def save_sample_png(path: str | Path, sample: Sample, title: str | None = None) 
     order = np.argsort(lidar[inside, 3])
     points = lidar[inside][order]
     ax.scatter(points[:, 1], points[:, 0], c=points[:, 3], s=0.3, cmap="viridis", vmin=0, vmax=255, linewidths=0)
-    draw_bev(ax, [], sample.map_elements(), gt_width=1.2, gt_alpha=0.9)
+    draw_bev(ax, [], list(sample.ground_truth), gt_width=1.2, gt_alpha=0.9)
     ax.set_title("LiDAR (intensity) + ground truth", fontsize=7)
     ax.tick_params(labelsize=6)
     ax.xaxis.label.set_size(7)

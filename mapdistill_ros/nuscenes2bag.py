@@ -18,7 +18,6 @@ from tqdm import tqdm
 from mapdistill_core.data.nuscenes import LIDAR, POINT_FIELDS, NuScenesSource
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.errors import NuScenesError
-from mapdistill_core.map_elements import MapElement
 from mapdistill_ros.bag_writer import CameraFrame, DriveFrame, MapBagWriter
 
 SENSORS = (*CAMERA_NAMES, LIDAR)
@@ -65,8 +64,7 @@ class SceneConverter:
             lidar = (stamp, raw.reshape(-1, POINT_FIELDS)[:, :4])
             ground_truth = None
             if record["is_key_frame"]:
-                vectors = self.source.map_gt.vectors(self.location, pose)
-                ground_truth = [MapElement(c, p) for c, p in vectors]
+                ground_truth = self.source.map_gt.ground_truth(self.location, pose)
             return DriveFrame(stamp, lidar=lidar, poses=[(stamp, pose)], ground_truth=ground_truth)
         calibration = self.nusc.get("calibrated_sensor", record["calibrated_sensor_token"])
         camera = CameraFrame(

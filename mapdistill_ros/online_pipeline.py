@@ -174,7 +174,7 @@ class OnlinePipeline:
         return OnlineResult(array, markers, elements, missing)
 
     def _lidar(self, clouds: Sequence, transforms: TransformCache) -> np.ndarray:
-        """A teacher's LiDAR scan in the ego frame, float32 [P, 4] (empty for a student)."""
+        """A teacher's LiDAR scan in the ego frame, float32 [P, 4]; a student's set has none (empty)."""
         if not self.required:
             return np.zeros((0, 4), np.float32)
         (cloud,) = clouds
@@ -216,5 +216,5 @@ class OnlinePipeline:
         if usable < self.min_cameras:
             detail = ", ".join(f"{name}: {why}" for name, why in reasons.items())
             raise ValueError(f"{usable} usable cameras, fewer than min_cameras = {self.min_cameras} ({detail})")
-        sample = Sample(pixels, ks, poses, lidar, np.eye(4), timestamp_ns=stamp_ns)
+        sample = Sample(pixels, ks, poses, lidar, timestamp_ns=stamp_ns)
         return sample, mask, reasons

@@ -17,7 +17,6 @@ from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.data.synthetic.sensors import LIDAR_ORIGIN
 from mapdistill_core.data.synthetic.world import SyntheticScene
-from mapdistill_core.map_elements import MapElement
 from mapdistill_ros.bag_writer import CameraFrame, DriveFrame, MapBagWriter
 from mapdistill_ros.topics import LIDAR_FRAME
 
@@ -45,13 +44,12 @@ def sample_frame(sample: Sample, image_format: str = "jpeg", quality: int = 90) 
     ]
     lidar = sample.lidar.copy()
     lidar[:, :3] -= LIDAR_ORIGIN.astype(np.float32)
-    elements = [MapElement(c, p) for c, p in sample.vectors]
     return DriveFrame(
         stamp_ns=sample.timestamp_ns,
         cameras=cameras,
         lidar=(sample.timestamp_ns, lidar),
         poses=[(sample.timestamp_ns, sample.ego_to_world)],
-        ground_truth=elements,
+        ground_truth=list(sample.ground_truth),
     )
 
 

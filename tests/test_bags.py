@@ -116,10 +116,10 @@ def test_ground_truth_decodes_to_the_samples_vectors(synthetic_bag):
         assert array.header.frame_id == topics.BASE_FRAME
         assert messages.stamp_ns(array.header.stamp) == sample.timestamp_ns
         elements = messages.elements_from_message(array)
-        assert len(elements) == len(sample.vectors) > 0
-        for element, (class_id, points) in zip(elements, sample.vectors, strict=True):
-            assert element.class_id == class_id
-            np.testing.assert_allclose(element.points, points, atol=1e-6)
+        assert len(elements) == len(sample.ground_truth) > 0
+        for element, truth in zip(elements, sample.ground_truth, strict=True):
+            assert element.class_id == truth.class_id
+            np.testing.assert_allclose(element.points, truth.points, atol=1e-6)
         assert markers.markers[0].action == messages.MARKER_DELETEALL
         assert len(markers.markers) == len(elements) + 1
         # ground truth reads apart from predictions (thin, score-alpha lines): a wide translucent band

@@ -17,7 +17,7 @@ from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.distill.distiller import Distiller
 from mapdistill_core.distill.losses import head_loss, hidden_loss, pair_queries, relation_loss
 from mapdistill_core.errors import ConfigError
-from mapdistill_core.map_elements import CLASS_IDS
+from mapdistill_core.map_elements import CLASS_IDS, MapElement
 from mapdistill_core.models.matcher import HungarianMatcher
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
@@ -127,7 +127,7 @@ def test_pairing_follows_the_training_matcher_for_closed_shapes_given_a_shifted_
     pairs = pair_queries(MATCHER, student, teacher)
     assert torch.equal(pairs["t_logits"], pairs["s_logits"])
     assert torch.allclose(pairs["t_points"], pairs["s_points"], atol=1e-6)
-    targets = element_targets([(c, p) for c, p in shapes], grid, 20)
+    targets = element_targets([MapElement(c, p) for c, p in shapes], grid, 20)
     rows, cols, _ = MATCHER(student["logits"][0], student["points"][0], [targets])[0]
     assert cols[rows.argsort()].tolist() == order
 

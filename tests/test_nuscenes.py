@@ -46,7 +46,7 @@ def first(source):
 
 
 def of_class(sample, name):
-    return [points for c, points in sample.vectors if c == CLASS_IDS[name]]
+    return [e.points for e in sample.ground_truth if e.class_id == CLASS_IDS[name]]
 
 
 def signed_area(ring):
@@ -81,14 +81,14 @@ def test_dividers_in_base_link(first):
     road, lane = of_class(first, "divider")
     np.testing.assert_allclose(road, [[-20, 5], [10, 5], [30, 5]], atol=1e-5)
     np.testing.assert_allclose(lane, [[-30, -2], [30, -2]], atol=1e-5)
-    assert road.dtype == np.float32
+    assert road.dtype == np.float64  # a MapElement's points (values rounded to float32, as sample files store them)
 
 
 def test_divider_follows_the_ego_yaw(dataroot):
     pose = np.eye(4)
     pose[:3, 3] = [100.0, 200.0, 0.0]  # heading +x: base_link x = world x - 100, y = world y - 200
-    vectors = NuScenesMapGT(dataroot).vectors(LOCATION, pose)
-    lane = [p for c, p in vectors if c == CLASS_IDS["divider"] and np.allclose(p[:, 0], 2.0)]
+    vectors = NuScenesMapGT(dataroot).ground_truth(LOCATION, pose)
+    lane = [e.points for e in vectors if e.class_id == CLASS_IDS["divider"] and np.allclose(e.points[:, 0], 2.0)]
     assert len(lane) == 1
     np.testing.assert_allclose(lane[0], [[2, -15], [2, 15]], atol=1e-5)
 
@@ -174,7 +174,7 @@ def test_build_dataset_feeds_collate(dataroot):
     assert (len(train), len(val)) == (3, 2)
     assert train.source is val.source  # the tables load once
     samples = [train[0], val[0]]
-    assert val[0].vectors == []  # nothing mapped around scene-0103
+    assert val[0].ground_truth == ()  # nothing mapped around scene-0103
     batch = collate(samples, image_size=(32, 64), grid=BEVGrid((60, 30)), num_points=20)
     assert batch["images"].shape == (2, 6, 3, 32, 64)
     assert batch["targets"][0]["labels"].tolist() == [0, 0, 1, 2, 2, 2]

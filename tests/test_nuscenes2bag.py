@@ -94,8 +94,8 @@ def test_lidar_in_its_own_frame_and_ground_truth_equal_to_the_loaders(key_frame_
         np.testing.assert_allclose(in_ego, sample.lidar[:, :3], atol=1e-4)
         assert messages.stamp_ns(array.header.stamp) == sample.timestamp_ns
         elements = messages.elements_from_message(array)
-        assert [e.class_id for e in elements] == [c for c, _ in sample.vectors]
-        for element, (_, points) in zip(elements, sample.vectors, strict=True):
+        assert [e.class_id for e in elements] == [e.class_id for e in sample.ground_truth]
+        for element, points in zip(elements, (e.points for e in sample.ground_truth), strict=True):
             np.testing.assert_allclose(element.points, points, atol=1e-5)
 
 

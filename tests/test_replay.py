@@ -17,7 +17,6 @@ from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_core.errors import BagError
 from mapdistill_core.inference import MapPredictor
-from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics import evaluate_vectors, load_ground_truth
 from mapdistill_core.models.model import build_model
 from mapdistill_ros import topics
@@ -69,7 +68,7 @@ def test_replay_equals_the_inference_entry_point_on_the_same_samples(png_bag, we
         np.testing.assert_allclose(
             np.stack([e.points for e in replayed]), np.stack([e.points for e in elements]), atol=1e-3
         )
-    ground_truth = {str(s.timestamp_ns): [MapElement(c, p) for c, p in s.vectors] for s in samples}
+    ground_truth = {str(s.timestamp_ns): list(s.ground_truth) for s in samples}
     expected = evaluate_vectors({str(t): e for t, e in direct.items()}, ground_truth).to_dict()
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["metrics"]["counts"] == expected["counts"]

@@ -1,5 +1,6 @@
 """Sample files, strict YAML configs, the synthetic dataset and its commands."""
 
+import dataclasses
 import json
 
 import matplotlib.image
@@ -13,6 +14,7 @@ from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.data.synthetic.dataset import SyntheticDataset
 from mapdistill_core.data.synthetic.generate import generate_split
 from mapdistill_core.errors import ConfigError, SampleFileError
+from mapdistill_core.map_elements import MapElement
 
 TINY = SyntheticConfig(image_height=32, image_width=88, lidar_azimuth_steps=180, samples_per_scene=2)
 
@@ -25,7 +27,7 @@ def make_sample() -> Sample:
         cam_to_ego=np.tile(np.eye(4, dtype=np.float32), (6, 1, 1)),
         lidar=rng.normal(size=(10, 4)).astype(np.float32),
         ego_to_world=np.eye(4),
-        vectors=[(0, np.zeros((3, 2), np.float32)), (1, np.ones((5, 2), np.float32))],
+        ground_truth=(MapElement(0, np.zeros((3, 2))), MapElement(1, np.ones((5, 2)))),
         timestamp_ns=123,
         scene="s",
         token="s-000",
@@ -38,13 +40,28 @@ def test_sample_round_trip(tmp_path):
     loaded = load_sample(tmp_path / "x.npz")
     for name in ("images", "intrinsics", "cam_to_ego", "lidar", "ego_to_world"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(original, name))
-    assert [c for c, _ in loaded.vectors] == [0, 1]
-    np.testing.assert_array_equal(loaded.vectors[1][1], original.vectors[1][1])
+    assert [e.class_id for e in loaded.ground_truth] == [0, 1]
+    np.testing.assert_array_equal(loaded.ground_truth[1].points, original.ground_truth[1].points)
     assert (loaded.timestamp_ns, loaded.scene, loaded.token) == (123, "s", "s-000")
-    empty = make_sample()
-    empty.vectors = []
+    empty = dataclasses.replace(make_sample(), ground_truth=())
     save_sample(empty, tmp_path / "e.npz")
-    assert load_sample(tmp_path / "e.npz").vectors == []
+    assert load_sample(tmp_path / "e.npz").ground_truth == ()
+
+
+def test_a_sample_is_frozen_and_checked_when_made():
+    sample = make_sample()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sample.token = "other"
+    with pytest.raises(ValueError, match=r"field 'intrinsics' is float64 \[6, 3, 3\], expected float32 \[6, 3, 3\]"):
+        dataclasses.replace(sample, intrinsics=sample.intrinsics.astype(np.float64))
+    with pytest.raises(ValueError, match=r"field 'lidar' is list, expected float32 \[\*, 4\]"):
+        dataclasses.replace(sample, lidar=[])
+    with pytest.raises(ValueError, match="field 'ground_truth' must hold MapElements"):
+        dataclasses.replace(sample, ground_truth=[(0, np.zeros((3, 2)))])
+    live = Sample(sample.images, sample.intrinsics, sample.cam_to_ego)  # as the online pipeline makes them
+    assert live.lidar.shape == (0, 4) and live.ego_to_world is None and live.ground_truth == ()
+    with pytest.raises(ValueError, match="without ego_to_world cannot be saved"):
+        save_sample(live, "unused.npz")
 
 
 def test_bad_sample_files(tmp_path):

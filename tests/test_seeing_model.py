@@ -14,7 +14,6 @@ import pytest
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_core.inference import MapPredictor, model_inputs
-from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics import evaluate_vectors
 from mapdistill_ros import messages
 from mapdistill_ros.online_pipeline import TransformCache
@@ -81,7 +80,7 @@ def test_replay_scores_far_from_zero_and_like_the_samples(seeing, tmp_path):
     write_synthetic_bag(WORLD, "test", 2, tmp_path / "bag", samples=4, image_format="png")
     result = replay_bag(tmp_path / "bag", FIXTURE, tmp_path / "out", device="cpu", min_cameras=6, pictures=False)
     direct = {str(s.timestamp_ns): seeing.predict(s, 0.0)[0] for s in samples}
-    truth = {str(s.timestamp_ns): [MapElement(c, p) for c, p in s.vectors] for s in samples}
+    truth = {str(s.timestamp_ns): list(s.ground_truth) for s in samples}
     expected = evaluate_vectors(direct, truth).mean_ap
     assert expected > 0.1 and result.metrics["mAP"] == pytest.approx(expected, abs=1e-6)
 

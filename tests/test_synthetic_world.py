@@ -79,9 +79,10 @@ def test_ground_truth_points_land_on_paint_in_day_images():
             pose = smp.ego_to_world
             brightness = smp.images[0].astype(int).max(axis=2)
             h, w = brightness.shape
-            for class_id, pts in smp.vectors:
-                if class_id != CLASS_IDS["divider"]:
+            for element in smp.ground_truth:
+                if element.class_id != CLASS_IDS["divider"]:
                     continue
+                pts = element.points
                 dense = resample_polylines(pts, max(2, int(shapely.LineString(pts).length / 0.5)))
                 tangent = np.gradient(dense, axis=0)
                 normal = np.c_[-tangent[:, 1], tangent[:, 0]] / np.linalg.norm(tangent, axis=1, keepdims=True)
@@ -171,20 +172,19 @@ def test_ground_truth_stays_in_the_region_and_crossings_stay_closed():
     crossings = 0
     for index in range(6):
         for i in (0, 3):
-            for class_id, pts in scene("test", index, SMALL).ground_truth(
-                scene("test", index, SMALL).scene.ego_pose(i)
-            ):
-                assert pts.dtype == np.float32 and len(pts) >= 2
+            for element in scene("test", index, SMALL).ground_truth(scene("test", index, SMALL).scene.ego_pose(i)):
+                pts = element.points
+                assert np.array_equal(pts, pts.astype(np.float32)) and len(pts) >= 2  # float32 values, as stored
                 assert (pts[:, 0] >= x_min - 1e-4).all() and (pts[:, 0] <= x_max + 1e-4).all()
                 assert (pts[:, 1] >= y_min - 1e-4).all() and (pts[:, 1] <= y_max + 1e-4).all()
-                if class_id == CLASS_IDS["ped_crossing"]:
+                if element.class_id == CLASS_IDS["ped_crossing"]:
                     crossings += 1
                     assert is_closed(pts)
     assert crossings > 0
 
 
 def test_every_class_appears():
-    classes = {c for i in range(4) for c, _ in sample("test", i, 0, SMALL).vectors}
+    classes = {e.class_id for i in range(4) for e in sample("test", i, 0, SMALL).ground_truth}
     assert classes == {0, 1, 2}  # pedestrian crossings included
 
 

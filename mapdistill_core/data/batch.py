@@ -15,13 +15,15 @@ Batch dict:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import torch
 
 from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.data.sample import Sample
-from mapdistill_core.map_elements import CLASS_NAMES, is_closed
+from mapdistill_core.map_elements import CLASS_NAMES, MapElement, is_closed
 from mapdistill_core.polyline import polyline_permutations, resample_polylines
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -60,21 +62,21 @@ def prepare_images(images: np.ndarray, intrinsics: np.ndarray, size: tuple[int, 
     return out.transpose(0, 3, 1, 2), scale @ intrinsics.astype(np.float32)
 
 
-def element_targets(vectors: list[tuple[int, np.ndarray]], grid: BEVGrid, num_points: int) -> dict:
-    """Training targets of one sample: labels, normalized points and their permutation sets."""
+def element_targets(elements: Sequence[MapElement], grid: BEVGrid, num_points: int) -> dict:
+    """Training targets of one sample's ground truth: labels, normalized points and their permutation sets."""
     max_perms = 2 * (num_points - 1)
     labels, points = [], []
-    perms = np.zeros((len(vectors), max_perms, num_points, 2), dtype=np.float32)
-    mask = np.zeros((len(vectors), max_perms), dtype=bool)
-    for g, (class_id, pts) in enumerate(vectors):
-        resampled = resample_polylines(pts.astype(np.float64), num_points)
-        if is_closed(pts):
+    perms = np.zeros((len(elements), max_perms, num_points, 2), dtype=np.float32)
+    mask = np.zeros((len(elements), max_perms), dtype=bool)
+    for g, element in enumerate(elements):
+        resampled = resample_polylines(element.points, num_points)
+        if is_closed(element.points):
             resampled[-1] = resampled[0]
         normalized = grid.normalize(torch.from_numpy(resampled)).numpy().clip(0, 1)
         p = polyline_permutations(normalized)
         perms[g, : len(p)] = p
         mask[g, : len(p)] = True
-        labels.append(class_id)
+        labels.append(element.class_id)
         points.append(normalized)
     return {
         "labels": torch.tensor(labels, dtype=torch.long),
@@ -84,15 +86,16 @@ def element_targets(vectors: list[tuple[int, np.ndarray]], grid: BEVGrid, num_po
     }
 
 
-def rasterize(vectors: list[tuple[int, np.ndarray]], grid: BEVGrid) -> np.ndarray:
+def rasterize(elements: Sequence[MapElement], grid: BEVGrid) -> np.ndarray:
     """Ground truth drawn as 1-cell-wide lines per class: float32 [K, X, Y]."""
     raster = np.zeros((len(CLASS_NAMES), *grid.size), dtype=np.uint8)
     dx, dy = grid.cell
-    for class_id, pts in vectors:
+    for element in elements:
+        pts = element.points
         cols = (pts[:, 1] - grid.region[1]) / dy - 0.5
         rows = (pts[:, 0] - grid.region[0]) / dx - 0.5
         pixels = np.round(np.stack([cols, rows], axis=1) * 16).astype(np.int32)
-        cv2.polylines(raster[class_id], [pixels], False, 1, thickness=1, lineType=cv2.LINE_8, shift=4)
+        cv2.polylines(raster[element.class_id], [pixels], False, 1, thickness=1, lineType=cv2.LINE_8, shift=4)
     return raster.astype(np.float32)
 
 
@@ -121,8 +124,8 @@ def collate(
         "lidar": torch.from_numpy(np.concatenate(lidar).astype(np.float32)),
     }
     if with_targets:
-        batch["targets"] = [element_targets(s.vectors, grid, num_points) for s in samples]
-        batch["segmentation"] = torch.from_numpy(np.stack([rasterize(s.vectors, grid) for s in samples]))
+        batch["targets"] = [element_targets(s.ground_truth, grid, num_points) for s in samples]
+        batch["segmentation"] = torch.from_numpy(np.stack([rasterize(s.ground_truth, grid) for s in samples]))
     return batch
 
 

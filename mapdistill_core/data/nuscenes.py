@@ -162,7 +162,7 @@ class NuScenesSource:
             cam_to_ego=np.stack(cam_to_ego).astype(np.float32),
             lidar=self.points(lidar, world_to_ego, where),
             ego_to_world=ego_to_world,
-            vectors=self.map_gt.vectors(location, ego_to_world),
+            ground_truth=self.map_gt.ground_truth(location, ego_to_world),
             timestamp_ns=int(lidar["timestamp"]) * 1000,
             scene=scene["name"],
             token=token,

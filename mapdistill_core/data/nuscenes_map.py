@@ -24,7 +24,7 @@ import shapely
 from nuscenes.map_expansion.map_api import NuScenesMap
 
 from mapdistill_core.errors import NuScenesError
-from mapdistill_core.map_elements import CLASS_IDS, REGION
+from mapdistill_core.map_elements import CLASS_IDS, REGION, MapElement
 
 LOCATIONS: tuple[str, ...] = (
     "singapore-onenorth",
@@ -142,7 +142,7 @@ class NuScenesMapGT:
             self._layers[location] = load_layers(NuScenesMap(dataroot=str(self.dataroot), map_name=location))
         return self._layers[location]
 
-    def vectors(self, location: str, ego_to_world: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    def ground_truth(self, location: str, ego_to_world: np.ndarray) -> list[MapElement]:
         """Ground truth around an ego pose.
 
         Args:
@@ -150,7 +150,7 @@ class NuScenesMapGT:
             ego_to_world: float64 [4, 4] pose of base_link in the map frame; only its yaw and (x, y) count.
 
         Returns:
-            list of (class_id, float32 [K, 2]) in base_link: dividers, then ped crossings, then boundaries.
+            MapElements in base_link: dividers, then ped crossings, then boundaries.
         """
         layers = self.load(location)
         rotation, translation = planar_pose(ego_to_world)
@@ -167,4 +167,4 @@ class NuScenesMapGT:
         elements = [(CLASS_IDS["divider"], line) for line in _lines(local(DIVIDER_LAYERS))]
         elements += [(CLASS_IDS["ped_crossing"], line) for line in _outlines(local(("ped_crossing",)), grown)]
         elements += [(CLASS_IDS["boundary"], line) for line in _outlines(local(BOUNDARY_LAYERS), shrunk)]
-        return [(c, np.asarray(line.coords, dtype=np.float32)) for c, line in elements]
+        return [MapElement(c, np.asarray(line.coords, dtype=np.float32)) for c, line in elements]

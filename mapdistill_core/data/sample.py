@@ -7,13 +7,14 @@ Fields (frames: base_link is REP-103 x forward, y left, z up; metres):
 | images | uint8 [6, H, W, 3] RGB | cameras in CAMERA_NAMES order |
 | intrinsics | float32 [6, 3, 3] | pinhole K per camera, for the stored resolution |
 | cam_to_ego | float32 [6, 4, 4] | camera optical frame (z forward, x right, y down) -> base_link |
-| lidar | float32 [P, 4] | x, y, z, intensity in base_link (may be empty) |
-| ego_to_world | float64 [4, 4] | pose of base_link in the world (map) frame |
-| vectors | list of (class_id, float32 [K, 2]) | ground truth in base_link, clipped to the region |
+| lidar | float32 [P, 4] | x, y, z, intensity in base_link (empty: no scan) |
+| ego_to_world | float64 [4, 4] or None | pose of base_link in the world (map) frame (None: unknown, as live) |
+| ground_truth | tuple of MapElement | the map in base_link, clipped to the region (empty: none known) |
 | timestamp_ns, scene, token | int, str, str | identity |
 
-On disk a Sample is one ``.npz`` file (numpy's zip format, compressed) holding only arrays of
-numbers and strings, read back with ``allow_pickle=False``.
+A Sample is frozen and checked when it is made: a field of the wrong type or shape raises
+ValueError naming it. On disk a Sample is one ``.npz`` file (numpy's zip format, compressed)
+holding only arrays of numbers and strings, read back with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -37,24 +38,6 @@ CAMERA_NAMES: tuple[str, ...] = (
     "CAM_BACK_RIGHT",
 )
 
-
-@dataclass
-class Sample:
-    images: np.ndarray
-    intrinsics: np.ndarray
-    cam_to_ego: np.ndarray
-    lidar: np.ndarray
-    ego_to_world: np.ndarray
-    vectors: list[tuple[int, np.ndarray]] = field(default_factory=list)
-    timestamp_ns: int = 0
-    scene: str = ""
-    token: str = ""
-
-    def map_elements(self) -> list[MapElement]:
-        """Ground truth as MapElements (score 1)."""
-        return [MapElement(c, p) for c, p in self.vectors]
-
-
 _SHAPES = {
     "images": (np.uint8, (len(CAMERA_NAMES), None, None, 3)),
     "intrinsics": (np.float32, (len(CAMERA_NAMES), 3, 3)),
@@ -62,16 +45,64 @@ _SHAPES = {
     "lidar": (np.float32, (None, 4)),
     "ego_to_world": (np.float64, (4, 4)),
 }
+"""Array fields: dtype and shape (None: any length)."""
+
+
+def _no_scan() -> np.ndarray:
+    return np.zeros((0, 4), dtype=np.float32)
+
+
+def _check_array(name: str, value: object) -> None:
+    dtype, shape = _SHAPES[name]
+    if not (
+        isinstance(value, np.ndarray)
+        and value.dtype == dtype
+        and value.ndim == len(shape)
+        and all(s is None or s == d for s, d in zip(shape, value.shape, strict=True))
+    ):
+        found = f"{value.dtype} {list(value.shape)}" if isinstance(value, np.ndarray) else type(value).__name__
+        expected = f"{np.dtype(dtype)} [{', '.join('*' if s is None else str(s) for s in shape)}]"
+        raise ValueError(f"field '{name}' is {found}, expected {expected}")
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """One timestamp's sensor data and map (see the module docstring for the fields)."""
+
+    images: np.ndarray
+    intrinsics: np.ndarray
+    cam_to_ego: np.ndarray
+    lidar: np.ndarray = field(default_factory=_no_scan)
+    ego_to_world: np.ndarray | None = None
+    ground_truth: tuple[MapElement, ...] = ()
+    timestamp_ns: int = 0
+    scene: str = ""
+    token: str = ""
+
+    def __post_init__(self) -> None:
+        for name in _SHAPES:
+            if not (name == "ego_to_world" and self.ego_to_world is None):
+                _check_array(name, getattr(self, name))
+        ground_truth = tuple(self.ground_truth)
+        if not all(isinstance(e, MapElement) for e in ground_truth):
+            raise ValueError("field 'ground_truth' must hold MapElements")
+        object.__setattr__(self, "ground_truth", ground_truth)
 
 
 def save_sample(sample: Sample, path: str | Path) -> None:
-    """Write a Sample to a compressed ``.npz`` atomically (temporary file, then rename)."""
-    lengths = np.array([len(p) for _, p in sample.vectors], dtype=np.int64)
-    points = np.concatenate([p for _, p in sample.vectors]) if sample.vectors else np.zeros((0, 2))
-    arrays = {name: np.asarray(getattr(sample, name), dtype=dtype) for name, (dtype, _) in _SHAPES.items()}
+    """Write a Sample to a compressed ``.npz`` atomically (temporary file, then rename).
+
+    Raises:
+        ValueError: the sample has no pose (``ego_to_world`` None): sample files always carry one.
+    """
+    if sample.ego_to_world is None:
+        raise ValueError(f"{path}: a sample without ego_to_world cannot be saved")
+    elements = sample.ground_truth
+    points = np.concatenate([e.points for e in elements]) if elements else np.zeros((0, 2))
+    arrays = {name: getattr(sample, name) for name in _SHAPES}
     arrays.update(
-        vector_classes=np.array([c for c, _ in sample.vectors], dtype=np.int64),
-        vector_lengths=lengths,
+        vector_classes=np.array([e.class_id for e in elements], dtype=np.int64),
+        vector_lengths=np.array([len(e.points) for e in elements], dtype=np.int64),
         vector_points=points.astype(np.float32),
         timestamp_ns=np.int64(sample.timestamp_ns),
         scene=np.str_(sample.scene),
@@ -92,19 +123,7 @@ def load_sample(path: str | Path) -> Sample:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {}
-            for name, (dtype, shape) in _SHAPES.items():
-                a = _field(data, name, path)
-                if (
-                    a.dtype != dtype
-                    or a.ndim != len(shape)
-                    or any(s is not None and s != d for s, d in zip(shape, a.shape, strict=True))
-                ):
-                    raise SampleFileError(
-                        f"{path}: field '{name}' is {a.dtype} {list(a.shape)}, expected {np.dtype(dtype)} "
-                        f"{['*' if s is None else s for s in shape]}"
-                    )
-                arrays[name] = a
+            arrays = {name: _field(data, name, path) for name in _SHAPES}
             classes = _field(data, "vector_classes", path)
             lengths = _field(data, "vector_lengths", path)
             points = _field(data, "vector_points", path)
@@ -115,14 +134,16 @@ def load_sample(path: str | Path) -> Sample:
             splits = np.split(points, np.cumsum(lengths)[:-1]) if len(lengths) else []
             return Sample(
                 **arrays,
-                vectors=[(int(c), p) for c, p in zip(classes, splits, strict=True)],
+                ground_truth=tuple(MapElement(int(c), p) for c, p in zip(classes, splits, strict=True)),
                 timestamp_ns=int(_field(data, "timestamp_ns", path)),
                 scene=str(_field(data, "scene", path)),
                 token=str(_field(data, "token", path)),
             )
     except FileNotFoundError:
         raise SampleFileError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        if isinstance(e, SampleFileError):
-            raise
+    except SampleFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
         raise SampleFileError(f"{path}: not a readable sample file ({e})") from None
+    except ValueError as e:
+        raise SampleFileError(f"{path}: {e}") from None

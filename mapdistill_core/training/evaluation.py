@@ -31,7 +31,7 @@ def predict_dataset(
             samples, decode(outputs["logits"][-1], outputs["points"][-1], model.grid), strict=True
         ):
             predictions[sample.token] = elements
-            ground_truth[sample.token] = sample.map_elements()
+            ground_truth[sample.token] = list(sample.ground_truth)
     model.train(was_training)
     return predictions, ground_truth
 

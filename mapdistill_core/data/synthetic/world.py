@@ -25,7 +25,7 @@ from mapdistill_core.data.synthetic.sensors import (
     lidar_rays,
     shade,
 )
-from mapdistill_core.map_elements import CLASS_IDS, REGION
+from mapdistill_core.map_elements import CLASS_IDS, REGION, MapElement
 from mapdistill_core.polyline import clip_polygon, clip_polyline
 
 EPOCH_NS = 1_700_000_000 * 10**9
@@ -95,7 +95,7 @@ class SyntheticScene:
             cam_to_ego=self.rig.cam_to_ego.copy(),
             lidar=self._lidar_sweeps(i, pose, raster, boxes, rng),
             ego_to_world=pose,
-            vectors=self.ground_truth(pose),
+            ground_truth=self.ground_truth(pose),
             timestamp_ns=EPOCH_NS + self.seed * 100 * 10**9 + round(self.time(i) * 1e9),
             scene=self.name,
             token=f"{self.name}-{i:03d}",
@@ -215,7 +215,7 @@ class SyntheticScene:
         intensity = np.clip(reflectivity[keep] * 255 * rng.uniform(0.8, 1.2, int(keep.sum())), 0, 255)
         return np.concatenate([xyz, intensity[:, None].astype(np.float32)], axis=1)
 
-    def ground_truth(self, pose: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    def ground_truth(self, pose: np.ndarray) -> list[MapElement]:
         """The map elements around ``pose`` in base_link, clipped to the perception region."""
         world_to_ego = np.linalg.inv(pose)
         centre = pose[:2, 3]
@@ -230,5 +230,5 @@ class SyntheticScene:
             for piece in pieces:
                 line = shapely.simplify(shapely.LineString(piece), 0.02)
                 if line.length >= MIN_PIECE_LENGTH:
-                    out.append((class_id, np.asarray(line.coords, dtype=np.float32)))
+                    out.append(MapElement(class_id, np.asarray(line.coords, dtype=np.float32)))
         return out
