@@ -17,6 +17,17 @@ DATATYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "
 """sensor_msgs/PointField datatypes (INT8 ... FLOAT64) as numpy type codes."""
 
 
+def check_fields(message) -> None:
+    """Raise a ValueError naming the sensor if the cloud lacks one of FIELDS."""
+    names = [field.name for field in message.fields]
+    absent = [name for name in FIELDS if name not in names]
+    if absent:
+        raise ValueError(
+            f"PointCloud2 of '{message.header.frame_id}': field 'fields' has no {', '.join(absent)} "
+            f"(it has {', '.join(names) or 'none'})"
+        )
+
+
 def decode_point_cloud(message) -> np.ndarray:
     """sensor_msgs/PointCloud2 with fields x, y, z and intensity (any numeric datatype, either byte
     order, any extra fields) -> float32 [P, 4] in the message's frame; points with a non-finite
@@ -24,13 +35,8 @@ def decode_point_cloud(message) -> np.ndarray:
     frame = message.header.frame_id
     height, width = int(message.height), int(message.width)
     point_step, row_step = int(message.point_step), int(message.row_step)
+    check_fields(message)
     fields = {field.name: field for field in message.fields}
-    absent = [name for name in FIELDS if name not in fields]
-    if absent:
-        raise ValueError(
-            f"PointCloud2 of '{frame}': field 'fields' has no {', '.join(absent)} "
-            f"(it has {', '.join(fields) or 'none'})"
-        )
     order = ">" if message.is_bigendian else "<"
     formats = []
     for name in FIELDS:

@@ -15,7 +15,7 @@ from cv_bridge import CvBridge, CvBridgeError
 from sensor_msgs_py import point_cloud2
 from tf_transformations import quaternion_matrix
 
-from mapdistill_ros.cloud_decoding import FIELDS
+from mapdistill_ros.cloud_decoding import FIELDS, check_fields
 from mapdistill_ros.online_pipeline import Conversions
 
 _BRIDGE = CvBridge()
@@ -34,13 +34,7 @@ def image_rgb(message) -> np.ndarray:
 
 def cloud_points(message) -> np.ndarray:
     """sensor_msgs/PointCloud2 -> float32 [P, 4] x, y, z, intensity, points with a non-finite value left out."""
-    names = {field.name for field in message.fields}
-    absent = [name for name in FIELDS if name not in names]
-    if absent:
-        raise ValueError(
-            f"PointCloud2 of '{message.header.frame_id}': field 'fields' has no {', '.join(absent)} "
-            f"(it has {', '.join(sorted(names)) or 'none'})"
-        )
+    check_fields(message)
     records = point_cloud2.read_points(message, field_names=FIELDS, skip_nans=True)
     points = np.stack([np.asarray(records[name], dtype=np.float32) for name in FIELDS], axis=1)
     return points[np.isfinite(points).all(axis=1)]
