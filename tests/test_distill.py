@@ -22,7 +22,7 @@ from mapdistill_core.models.matcher import HungarianMatcher
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.experiment import ExperimentPlan
-from mapdistill_core.training.trainer import Trainer, gradient_shares
+from mapdistill_core.training.trainer import Trainer, gradient_cosines, gradient_shares, term_gradients
 from tests.model_fixtures import STUDENT, TEACHER, experiment_yaml, samples
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,8 +178,13 @@ def test_each_term_carries_weight_at_the_plans_lambdas(teacher_file):
     kd = distiller(teacher_file, **setting)
     student, batch, outputs = outputs_of(STUDENT, 0)
     terms, _ = kd(outputs, batch, student)
-    shares = gradient_shares(terms, list(student.parameters()))
+    grads = term_gradients(terms, list(student.parameters()))
+    shares = gradient_shares(grads)
     assert sum(shares.values()) == pytest.approx(1.0)
+    cosines = gradient_cosines(grads)
+    assert set(cosines) == {"relation", "feature", "head"} and all(-1 <= c <= 1 for c in cosines.values())
+    g = grads["map"]
+    assert gradient_cosines({"map": g, "along": 2 * g, "against": -g}) == pytest.approx({"along": 1, "against": -1})
     for name in ("relation", "feature", "head"):
         assert shares[name] > 0.01, shares
         without = sum(v for k, v in terms.items() if k != name)
@@ -248,3 +253,4 @@ def test_trainer_distils_logs_gradient_shares_and_resumes_with_the_adapters(tmp_
     shares = [r for r in records if "grad_share" in r]
     assert [r["step"] for r in shares] == [1, 3]
     assert set(shares[0]["grad_share"]) == {"map", "relation", "feature", "head"}
+    assert set(shares[0]["grad_cosine"]) == {"relation", "feature", "head"}

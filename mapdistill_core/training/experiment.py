@@ -391,14 +391,16 @@ def same_config(stored: dict | None, config: ExperimentConfig, source: str | Pat
 
 
 def log_summary(path: Path) -> dict:
-    """From a run's log.jsonl: its last step, val mAP by epoch and gradient shares by step."""
+    """From a run's log.jsonl: its last step, val mAP by epoch, and gradient shares and cosines with
+    the map loss's gradient by step."""
     if not path.exists():
-        return {"steps": 0, "val_curve": [], "grad_share": []}
+        return {"steps": 0, "val_curve": [], "grad_share": [], "grad_cosine": []}
     log = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return {
         "steps": max((r.get("step", 0) for r in log), default=0),
         "val_curve": [{"epoch": r["epoch"], "step": r["step"], "mAP": r["val"]["mAP"]} for r in log if "val" in r],
         "grad_share": [{"step": r["step"], **r["grad_share"]} for r in log if "grad_share" in r],
+        "grad_cosine": [{"step": r["step"], **r["grad_cosine"]} for r in log if "grad_cosine" in r],
     }
 
 

@@ -153,11 +153,18 @@ def grid_text(records: dict[str, dict], plan_setting: dict) -> str:
 
 
 def grad_share_text(records: dict[str, dict]) -> str:
+    """Each term's share of the gradient norm and, where the run logged it, the cosine between its
+    gradient and the map loss's (below 0: the term pulls against the task)."""
     terms = ("map", "relation", "feature", "head")
     lines = ["| run | phase (step) | " + " | ".join(terms) + " |", "|---|---|" + "---|" * len(terms)]
     for r in records.values():
+        cosines = {entry["step"]: entry for entry in r.get("grad_cosine") or []}
         for phase, entry in grad_share_phases(r).items():
-            cells = [_pct(entry[t]) + " %" if t in entry else "-" for t in terms]
+            cos = cosines.get(entry["step"], {})
+            cells = [
+                "-" if t not in entry else _pct(entry[t]) + " %" + (f" (cos {cos[t]:+.2f})" if t in cos else "")
+                for t in terms
+            ]
             lines.append(f"| {r['name']} | {phase} ({entry['step']}) | " + " | ".join(cells) + " |")
     if len(lines) == 2:
         return "No run with distillation terms has finished yet.\n"
@@ -243,7 +250,7 @@ def write_report(
             comparison_text(summary),
             "## Distillation setting grid (val only)\n",
             grid_text(records, setting),
-            "## Share of the student's gradient norm per loss term\n",
+            "## Share of the student's gradient norm per loss term (cos: alignment with the map loss's gradient)\n",
             grad_share_text(records),
             "## Val mAP by epoch\n",
             f"![val curves]({curves.name})\n",

@@ -86,17 +86,39 @@ def map_loss(criterion: MapCriterion) -> LossFn:
     return loss
 
 
-def gradient_shares(terms: dict[str, torch.Tensor], params: list[torch.Tensor]) -> dict[str, float]:
+def term_gradients(terms: dict[str, torch.Tensor], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each loss term's gradient with respect to ``params``, flattened: name -> float32 [P]."""
+    out = {}
+    for name, term in terms.items():
+        grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+        out[name] = torch.cat(
+            [(torch.zeros_like(p) if g is None else g).float().flatten() for g, p in zip(grads, params, strict=True)]
+        )
+    return out
+
+
+def gradient_shares(grads: dict[str, torch.Tensor]) -> dict[str, float]:
     """Each term's share of the summed gradient norms: ||d term / d params|| / sum over terms.
 
     A term whose share is tiny (under 1 %) barely moves the model, whatever its value in the log.
     """
-    norms = {}
-    for name, term in terms.items():
-        grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
-        norms[name] = float(torch.sqrt(sum(g.float().pow(2).sum() for g in grads if g is not None)))
+    norms = {name: float(g.norm()) for name, g in grads.items()}
     total = sum(norms.values()) or 1.0
     return {name: norm / total for name, norm in norms.items()}
+
+
+def gradient_cosines(grads: dict[str, torch.Tensor], reference: str = "map") -> dict[str, float]:
+    """Cosine between each other term's gradient and the ``reference`` term's, in [-1, 1].
+
+    Above 0 a term pushes the weights the way the task loss does; below 0 it works against it.
+    """
+    ref = grads[reference].double()
+    out = {}
+    for name, g in grads.items():
+        if name != reference:
+            cos = float(torch.nn.functional.cosine_similarity(g.double(), ref, dim=0, eps=1e-30))
+            out[name] = min(1.0, max(-1.0, cos))
+    return out
 
 
 class Trainer:
@@ -235,8 +257,14 @@ class Trainer:
         terms, parts = self.loss_fn(outputs, batch, self.model)
         every = self.config.train.grad_share_every
         if self.main and len(terms) > 1 and every and self.position["step"] % every == 0:
-            shares = gradient_shares(terms, [p for p in self.model.parameters() if p.requires_grad])
-            self.log({"step": self.position["step"] + 1, "grad_share": shares})
+            grads = term_gradients(terms, [p for p in self.model.parameters() if p.requires_grad])
+            self.log(
+                {
+                    "step": self.position["step"] + 1,
+                    "grad_share": gradient_shares(grads),
+                    "grad_cosine": gradient_cosines(grads),
+                }
+            )
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
