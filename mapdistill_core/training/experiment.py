@@ -15,8 +15,9 @@ folder; the parent shows one bar for the whole plan (with its ETA) and one per a
 
 The best teacher on val is shipped to ``<checkpoints>/synthetic_teacher.safetensors`` when it
 finishes (the distilled runs read it from there, checked against its record's SHA-256), and the
-best camera-only model on val, distilled or not, to ``<checkpoints>/synthetic_student.safetensors``:
-what the node runs is the best student the plan has made, whichever way it was trained.
+best camera-only model on val among the student and distilled runs (the single-loss ablations are
+measurements, not candidates) to ``<checkpoints>/synthetic_student.safetensors``:
+what the node runs is the better of the plan's two ways of training a student, on val.
 """
 
 from __future__ import annotations
