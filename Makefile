@@ -6,9 +6,9 @@ DEMO_DIR := build/demo
 
 .PHONY: demo test lint bench launch-test clean
 
-$(BIN)/.installed: requirements.txt setup.py
+$(BIN)/.installed: requirements.txt requirements-dev.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
