@@ -78,6 +78,7 @@ def test_a_plan_with_existing_teacher_weights_trains_no_teacher_records_and_skip
     readme = (tmp_path / "README.md").read_text()
     assert "old table" not in readme and "| distilled | 0 |" in readme and readme.endswith("rest\n")
     assert (tmp_path / "kd.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| grid0-s0 | relation 0.0 |" in (tmp_path / "kd.md").read_text(), "the grid row names its override"
 
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "records").glob("*.json")}
     out = finish(experiment("--config", str(plan)))

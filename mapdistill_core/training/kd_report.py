@@ -137,10 +137,11 @@ def grid_text(records: dict[str, dict], plan_setting: dict) -> str:
     grid = [r for r in records.values() if r["kind"] == "grid"]
     if not grid:
         return "No grid run has finished yet.\n"
-    lines = ["| run | setting | val mAP |", "|---|---|---|"]
+    lines = ["| run | setting (what differs from the plan's) | val mAP |", "|---|---|---|"]
     best = max(grid, key=lambda r: r["val_mAP"])
     for r in grid:
-        setting = ", ".join(f"{k} {v}" for k, v in r["setting"].items())
+        changed = {k: v for k, v in r["setting"].items() if plan_setting.get(k) != v}
+        setting = ", ".join(f"{k} {v}" for k, v in changed.items()) or "the plan's"
         mark = " (best)" if r is best else ""
         lines.append(f"| {r['name']} | {setting} | {_pct(r['val_mAP'])}{mark} |")
     same = best["setting"] == plan_setting
