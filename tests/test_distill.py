@@ -151,6 +151,30 @@ def test_gradients_reach_the_student_and_the_adapters_never_the_teacher(teacher_
     ]
 
 
+def test_feature_adapter_puts_learned_maps_where_channels_agree():
+    """Same channels: no adapter by default; with feature_adapter a 1x1 conv and a linear map sit
+    where the identity was (set to the identity, they give the same loss) and learn."""
+    torch.manual_seed(3)
+    teacher = build_model(TEACHER)
+    student, batch, outputs = outputs_of(STUDENT, 0)
+    plain = Distiller(DistillConfig("t.safetensors", relation=0.0, head=0.0), STUDENT, teacher)
+    adapted = Distiller(DistillConfig("t.safetensors", relation=0.0, head=0.0, feature_adapter=True), STUDENT, teacher)
+    assert list(plain.parameters()) == []
+    assert isinstance(adapted.low_adapter, torch.nn.Conv2d) and isinstance(adapted.high_adapter, torch.nn.Linear)
+    with torch.no_grad():
+        adapted.low_adapter.weight.copy_(torch.eye(32)[:, :, None, None])
+        adapted.high_adapter.weight.copy_(torch.eye(32))
+        adapted.low_adapter.bias.zero_()
+        adapted.high_adapter.bias.zero_()
+    feature = plain(outputs, batch, student)[0]["feature"].item()
+    assert adapted(outputs, batch, student)[0]["feature"].item() == pytest.approx(feature, rel=1e-5)
+    torch.nn.init.normal_(adapted.low_adapter.weight, std=0.1)
+    terms, _ = adapted(outputs, batch, student)
+    assert abs(terms["feature"].item() - feature) > 1e-4
+    terms["feature"].backward()
+    assert adapted.low_adapter.weight.grad.abs().sum() > 0 and adapted.high_adapter.weight.grad.abs().sum() > 0
+
+
 def grad_norms(loss, params) -> list[float]:
     grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
     return [0.0 if g is None else float(g.norm()) for g in grads]

@@ -17,6 +17,9 @@ class DistillConfig:
             over the rows of the relation maps, so it grows with the number of patches.
         feature: lambda_2, dual-level feature distillation: fused BEV (low) + decoder hidden
             states (high), MSE through 1x1 adapters where channels differ.
+        feature_adapter: learned 1x1 adapters also where the channels agree (FitNets' regressor):
+            the student then matches the teacher's features through a map it learns, not with its
+            own features, which its map head reads.
         head: lambda_3, map-head distillation: class KL at ``temperature`` + ``head_points`` x
             point L1, on student queries matched to teacher queries.
         relation_patch: BEV cells per patch side for the relation maps.
@@ -29,6 +32,7 @@ class DistillConfig:
     relation_patch: int = 4
     temperature: float = 2.0
     head_points: float = 5.0
+    feature_adapter: bool = False
 
     def __post_init__(self) -> None:
         if min(self.relation, self.feature, self.head) < 0:

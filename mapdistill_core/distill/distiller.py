@@ -44,8 +44,9 @@ class Distiller(nn.Module):
         teacher.requires_grad_(False)
         self._teacher = [teacher.eval()]  # a list keeps it out of this module's parameters and state
         cs, ct = student.bev_channels, teacher.config.bev_channels
-        self.low_adapter = nn.Conv2d(cs, ct, 1) if cs != ct else nn.Identity()
-        self.high_adapter = nn.Linear(cs, ct) if cs != ct else nn.Identity()
+        adapt = config.feature_adapter or cs != ct
+        self.low_adapter = nn.Conv2d(cs, ct, 1) if adapt else nn.Identity()
+        self.high_adapter = nn.Linear(cs, ct) if adapt else nn.Identity()
         self.criterion = MapCriterion(student.loss)
         self.to(next(teacher.parameters()).device)
 
