@@ -19,7 +19,7 @@ from mapdistill_core.config import load_config
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.experiment import sha256
-from mapdistill_core.training.kd_report import README_BEGIN, README_END, summarize
+from mapdistill_core.training.kd_report import README_BEGIN, README_END, grid_text, summarize
 from mapdistill_core.training.trainer import Trainer
 from tests.model_fixtures import TEACHER, experiment_yaml
 
@@ -161,3 +161,24 @@ def test_the_summary_pairs_seeds_and_measures_the_gap_by_hand():
     assert summary["student"]["mAP_std"] == pytest.approx(0.02)
     records["d2"] = record("distilled", 2, 0.23)  # one seed loses: not beyond noise, whatever p says
     assert not summarize(records)["distilled_vs_student"]["beyond_seed_noise"]
+
+
+def test_the_grid_compares_its_best_setting_with_the_reference_without_distillation():
+    plan = {"relation": 0.1, "feature": 1.0, "head": 1.0}
+
+    def run(name, val, **changes):
+        return {"kind": "grid", "name": name, "setting": plan | changes, "val_mAP": val}
+
+    grid = [
+        run("grid0-s0", 0.20),
+        run("grid1-s0", 0.25, feature=0.1),
+        run("grid2-s0", 0.22, relation=0.0, feature=0.0, head=0.0),
+    ]
+    text = grid_text({r["name"]: r for r in grid}, plan)
+    assert "| grid0-s0 | the plan's | 20.0 |" in text and "| grid1-s0 | feature 0.1 | 25.0 (best) |" in text
+    assert "| grid2-s0 | relation 0.0, feature 0.0, head 0.0 | 22.0 (reference: no distillation) |" in text
+    assert "**not** the grid's best" in text and "(grid1-s0, 25.0) is above the student without" in text
+    grid[2]["val_mAP"] = 0.30
+    assert "(grid1-s0, 25.0) is **not above** the student without distillation" in grid_text(
+        {r["name"]: r for r in grid}, plan
+    )

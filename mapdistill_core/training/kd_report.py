@@ -134,23 +134,36 @@ def comparison_text(summary: dict) -> str:
 
 
 def grid_text(records: dict[str, dict], plan_setting: dict) -> str:
+    """The grid's val table. An entry with every lambda 0 is the reference (the student on the
+    grid's schedule); the best distillation setting is compared with it and with the plan's."""
     grid = [r for r in records.values() if r["kind"] == "grid"]
     if not grid:
         return "No grid run has finished yet.\n"
+    reference = [r for r in grid if all(r["setting"].get(t, 0.0) == 0 for t in ("relation", "feature", "head"))]
+    settings = [r for r in grid if r not in reference]
+    best = max(settings, key=lambda r: r["val_mAP"]) if settings else None
     lines = ["| run | setting (what differs from the plan's) | val mAP |", "|---|---|---|"]
-    best = max(grid, key=lambda r: r["val_mAP"])
     for r in grid:
         changed = {k: v for k, v in r["setting"].items() if plan_setting.get(k) != v}
         setting = ", ".join(f"{k} {v}" for k, v in changed.items()) or "the plan's"
-        mark = " (best)" if r is best else ""
+        mark = " (best)" if r is best else " (reference: no distillation)" if r in reference else ""
         lines.append(f"| {r['name']} | {setting} | {_pct(r['val_mAP'])}{mark} |")
-    same = best["setting"] == plan_setting
-    note = (
-        "The plan's distillation setting is the best on val."
-        if same
-        else "The plan's distillation setting is **not** the grid's best on val; the main runs use the plan's."
-    )
-    return "\n".join(lines) + f"\n\n{note}\n"
+    notes = []
+    if best is not None:
+        same = best["setting"] == plan_setting
+        notes.append(
+            "The plan's distillation setting is the best on val."
+            if same
+            else "The plan's distillation setting is **not** the grid's best on val; the main runs use the plan's."
+        )
+    if best is not None and reference:
+        ref = reference[0]
+        verdict = "above" if best["val_mAP"] > ref["val_mAP"] else "**not above**"
+        notes.append(
+            f"The best setting ({best['name']}, {_pct(best['val_mAP'])}) is {verdict} the student without "
+            f"distillation on the same schedule ({ref['name']}, {_pct(ref['val_mAP'])})."
+        )
+    return "\n".join(lines) + "\n" + ("\n" + " ".join(notes) + "\n" if notes else "")
 
 
 def grad_share_text(records: dict[str, dict]) -> str:
