@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from mapdistill_core.config import input_file
 
+TERMS = ("relation", "feature", "head")  # the distillation terms, each weighted by its lambda
+
 
 @dataclass(frozen=True)
 class DistillConfig:

@@ -42,12 +42,11 @@ from tqdm import tqdm
 from mapdistill_core.atomic import atomic_output
 from mapdistill_core.checkpoint import read_extra, read_model_config
 from mapdistill_core.config import config_from_dict, config_to_dict, input_file, load_config
-from mapdistill_core.distill.config import DistillConfig
+from mapdistill_core.distill.config import TERMS, DistillConfig
 from mapdistill_core.errors import ConfigError
 from mapdistill_core.results import provenance, write_json
 from mapdistill_core.training.config import ExperimentConfig
 
-TERMS = ("relation", "feature", "head")
 TEACHER_FILE, STUDENT_FILE = "synthetic_teacher.safetensors", "synthetic_student.safetensors"
 
 

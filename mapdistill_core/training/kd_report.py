@@ -16,6 +16,7 @@ from scipy import stats
 
 from mapdistill_core.atomic import atomic_output
 from mapdistill_core.config import config_to_dict
+from mapdistill_core.distill.config import TERMS
 from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.metrics import THRESHOLDS
 from mapdistill_core.results import provenance, write_json
@@ -88,7 +89,7 @@ def main_table(records: dict[str, dict], summary: dict, architecture: dict[str, 
     head = ["model", "seeds"] + [f"{c} @{k}" for c in CLASS_NAMES for k in keys]
     head += ["test mAP", "val mAP", "params (M)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    kinds = [k for k in (*MAIN_KINDS, "relation", "feature", "head") if k in summary]
+    kinds = [k for k in (*MAIN_KINDS, *TERMS) if k in summary]
     for kind in kinds:
         rows = [r for r in records.values() if r["kind"] == kind and r["test"] is not None]
         cells = [kind, ", ".join(str(r["seed"]) for r in rows)]
@@ -139,7 +140,7 @@ def grid_text(records: dict[str, dict], plan_setting: dict) -> str:
     grid = [r for r in records.values() if r["kind"] == "grid"]
     if not grid:
         return "No grid run has finished yet.\n"
-    reference = [r for r in grid if all(r["setting"].get(t, 0.0) == 0 for t in ("relation", "feature", "head"))]
+    reference = [r for r in grid if all(r["setting"].get(t, 0.0) == 0 for t in TERMS)]
     settings = [r for r in grid if r not in reference]
     best = max(settings, key=lambda r: r["val_mAP"]) if settings else None
     lines = ["| run | setting (what differs from the plan's) | val mAP |", "|---|---|---|"]
@@ -148,28 +149,28 @@ def grid_text(records: dict[str, dict], plan_setting: dict) -> str:
         setting = ", ".join(f"{k} {v}" for k, v in changed.items()) or "the plan's"
         mark = " (best)" if r is best else " (reference: no distillation)" if r in reference else ""
         lines.append(f"| {r['name']} | {setting} | {_pct(r['val_mAP'])}{mark} |")
-    notes = []
-    if best is not None:
-        same = best["setting"] == plan_setting
-        notes.append(
-            "The plan's distillation setting is the best on val."
-            if same
-            else "The plan's distillation setting is **not** the grid's best on val; the main runs use the plan's."
-        )
-    if best is not None and reference:
+    text = "\n".join(lines) + "\n"
+    if best is None:
+        return text
+    notes = [
+        "The plan's distillation setting is the best on val."
+        if best["setting"] == plan_setting
+        else "The plan's distillation setting is **not** the grid's best on val; the main runs use the plan's."
+    ]
+    if reference:
         ref = reference[0]
         verdict = "above" if best["val_mAP"] > ref["val_mAP"] else "**not above**"
         notes.append(
             f"The best setting ({best['name']}, {_pct(best['val_mAP'])}) is {verdict} the student without "
             f"distillation on the same schedule ({ref['name']}, {_pct(ref['val_mAP'])})."
         )
-    return "\n".join(lines) + "\n" + ("\n" + " ".join(notes) + "\n" if notes else "")
+    return text + "\n" + " ".join(notes) + "\n"
 
 
 def grad_share_text(records: dict[str, dict]) -> str:
     """Each term's share of the gradient norm and, where the run logged it, the cosine between its
     gradient and the map loss's (below 0: the term pulls against the task)."""
-    terms = ("map", "relation", "feature", "head")
+    terms = ("map", *TERMS)
     lines = ["| run | phase (step) | " + " | ".join(terms) + " |", "|---|---|" + "---|" * len(terms)]
     for r in records.values():
         cosines = {entry["step"]: entry for entry in r.get("grad_cosine") or []}
