@@ -113,7 +113,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     config = load_config(SyntheticConfig, args.config)
     scenes = args.scenes if args.scenes is not None else config.scenes.get(args.split, 0)
-    out = generate_split(config, args.split, args.out, scenes, args.workers)
+    labels = True if args.with_map else None
+    out = generate_split(config, args.split, args.out, scenes, args.workers, labels)
     print(f"wrote {scenes * config.samples_per_scene} samples of {scenes} scenes to {out}")
     return 0
 
@@ -124,14 +125,22 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
         help="render a split of the synthetic world to disk",
         description="Render scenes of the synthetic world (six cameras, LiDAR, vector ground truth) and "
         "write one compressed .npz per sample plus index.json. Deterministic: the same config and split "
-        "give the same bytes. Samples already in OUT are kept, so an interrupted run can be re-run.",
+        "give the same bytes. Samples already in OUT are kept, so an interrupted run can be re-run. "
+        "The 'unlabeled' split's drives are written without their map (the teacher labels them).",
     )
     p.add_argument(
         "--config",
         default="config/synthetic.yaml",
         help="world config, a file or a shipped name (default: %(default)s)",
     )
-    p.add_argument("--split", required=True, choices=["train", "val", "test"], help="which split's seeds to use")
+    p.add_argument(
+        "--split", required=True, choices=["train", "val", "test", "unlabeled"], help="which split's seeds to use"
+    )
+    p.add_argument(
+        "--with-map",
+        action="store_true",
+        help="write the 'unlabeled' split with its map too (the upper bound of an unlabelled-data study)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
         "--scenes", type=int_range(1), help="number of scenes, >= 1 (default: the config's count for the split)"

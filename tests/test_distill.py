@@ -3,6 +3,7 @@ it should, carries weight at the plan's lambdas, pairs queries like the training
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,15 @@ from mapdistill_core.config import load_config
 from mapdistill_core.data.batch import collate, element_targets
 from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.distill.distiller import Distiller
-from mapdistill_core.distill.losses import head_loss, hidden_loss, pair_queries, relation_loss
+from mapdistill_core.distill.losses import (
+    bev_feature_loss,
+    head_loss,
+    hidden_loss,
+    map_cell_weights,
+    pair_queries,
+    relation_loss,
+)
+from mapdistill_core.distill.pseudo_labels import pseudo_elements, teacher_is_right
 from mapdistill_core.errors import ConfigError
 from mapdistill_core.map_elements import CLASS_IDS, MapElement
 from mapdistill_core.models.matcher import HungarianMatcher
@@ -234,7 +243,8 @@ def test_distillation_steps_lower_the_distillation_loss(teacher_file):
     optimizer = torch.optim.AdamW([*student.parameters(), *kd.parameters()], lr=2e-3)
 
     def distillation_part():
-        return sum(kd.distillation(student(batch), batch, {}).values())
+        terms, _ = kd(student(batch), batch, student)
+        return sum(v for k, v in terms.items() if k != "map")
 
     with torch.no_grad():
         before = distillation_part()
@@ -278,3 +288,120 @@ def test_trainer_distils_logs_gradient_shares_and_resumes_with_the_adapters(tmp_
     assert [r["step"] for r in shares] == [1, 3]
     assert set(shares[0]["grad_share"]) == {"map", "relation", "feature", "head"}
     assert set(shares[0]["grad_cosine"]) == {"relation", "feature", "head"}
+
+
+# ---- the terms rebuilt for the camera-LiDAR gap (issue: distillation that helps)
+
+
+def test_feature_weights_put_more_weight_on_map_cells_than_on_empty_road():
+    """A hand-made raster: one divider along row 5 of a 12 x 8 grid; dilated by 1 cell, rows 4-6 are
+    map (weight 1), the rest road (0.05); a confident teacher cell away from the line is map too.
+    The weighted loss then follows an error on the line 20 times more than the same error off it."""
+    raster = torch.zeros(1, 3, 12, 8)
+    raster[0, 0, 5, :] = 1.0
+    confident = torch.zeros(1, 1, 12, 8, dtype=torch.bool)
+    confident[0, 0, 10, 2] = True
+    weights = map_cell_weights(raster, confident, dilate=1, background=0.05)
+    expected = torch.full((12, 8), 0.05)
+    expected[4:7, :] = 1.0
+    expected[10, 2] = 1.0
+    assert torch.equal(weights[0, 0], expected)
+    teacher = torch.zeros(1, 4, 12, 8)
+    on_line, off_line = teacher.clone(), teacher.clone()
+    on_line[0, :, 5, 3] = 1.0
+    off_line[0, :, 0, 3] = 1.0
+    ratio = bev_feature_loss(on_line, teacher, weights, False) / bev_feature_loss(off_line, teacher, weights, False)
+    assert float(ratio) == pytest.approx(20.0)
+    assert float(bev_feature_loss(on_line, teacher, None, False)) == pytest.approx(1 / 96)
+
+
+def test_normalized_features_compare_directions_not_scales():
+    """Per-cell standardization over the channels: a student feature that is the teacher's scaled
+    and shifted per cell costs nothing normalized, and a lot unnormalized."""
+    torch.manual_seed(0)
+    teacher = torch.randn(2, 8, 6, 4)
+    student = 3.0 * teacher + torch.randn(2, 1, 6, 4)
+    assert float(bev_feature_loss(student, teacher, None, True)) == pytest.approx(0.0, abs=1e-4)
+    assert float(bev_feature_loss(student, teacher, None, False)) > 1.0
+
+
+def test_pseudo_labels_keep_exactly_the_predictions_at_the_threshold_and_close_closed_shapes():
+    grid = BEVGrid((40, 20))
+    logits = torch.full((5, 3), -6.0)
+    probabilities = [0.9, 0.4, 0.39, 0.7, 0.1]  # queries 0, 1 and 3 reach 0.4
+    classes = [CLASS_IDS["ped_crossing"], CLASS_IDS["divider"], CLASS_IDS["boundary"], CLASS_IDS["boundary"], 0]
+    for q, (p, c) in enumerate(zip(probabilities, classes, strict=True)):
+        logits[q, c] = math.log(p / (1 - p))
+    points = torch.rand(5, 20, 2, generator=torch.Generator().manual_seed(0))
+    elements = pseudo_elements(logits, points, grid, 0.4)
+    assert [e.class_id for e in elements] == [classes[0], classes[1], classes[3]]
+    assert [e.score for e in elements] == pytest.approx([0.9, 0.4, 0.7], abs=1e-6)
+    metres = grid.denormalize(points).numpy()
+    crossing, divider = elements[0].points, elements[1].points
+    assert elements[0].closed
+    assert np.allclose(crossing[:-1], metres[0, :-1], atol=1e-5) and np.array_equal(crossing[-1], crossing[0])
+    assert not elements[1].closed and np.allclose(divider, metres[1], atol=1e-5)
+    targets = element_targets(elements, grid, 20)
+    assert targets["permutation_mask"][0].sum() == 2 * 19 and targets["permutation_mask"][1].sum() == 2
+
+
+def test_the_gate_keeps_the_teachers_elements_near_ground_truth_of_their_class():
+    line = np.c_[np.linspace(-10, 10, 20), np.zeros(20)]
+    truth = [MapElement(CLASS_IDS["divider"], line)]
+    near, far = MapElement(0, line + [0.0, 0.5]), MapElement(0, line + [0.0, 3.0])
+    other_class = MapElement(CLASS_IDS["boundary"], line)
+    assert teacher_is_right([near, far, other_class], truth, 1.0) == [True, False, False]
+
+
+def test_the_warm_up_ramps_each_weight_from_zero_to_its_value(teacher_file):
+    """With warmup_steps 4 every term is 0 at step 0, a quarter at step 1, and whole from step 4."""
+    kd = distiller(teacher_file, warmup_steps=4)
+    student, batch, outputs = outputs_of(STUDENT, 0)
+    full = {k: float(v.detach()) for k, v in kd(outputs, batch, student)[0].items()}
+    assert set(full) == {"map", "relation", "feature", "head"}
+    for step, share in ((0, 0.0), (1, 0.25), (2, 0.5), (4, 1.0), (40, 1.0)):
+        terms = {k: float(v.detach()) for k, v in kd(outputs, batch, student, step)[0].items()}
+        assert terms["map"] == pytest.approx(full["map"])
+        for name in ("relation", "feature", "head"):
+            assert terms[name] == pytest.approx(share * full[name], rel=1e-5, abs=1e-9), (name, step)
+
+
+REBUILT = {
+    "feature_adapter": True,
+    "feature_norm": True,
+    "feature_background": 0.05,
+    "head_targets": "pseudo",
+    "pseudo_threshold": 0.001,  # the untrained teacher scores about 0.01 (focal prior)
+}
+
+
+@pytest.mark.parametrize("setting", [{}, REBUILT, REBUILT | {"teacher_gate": 5.0}], ids=["soft", "rebuilt", "gated"])
+def test_every_part_of_every_term_sends_gradient_to_the_student_on_its_own(teacher_file, setting):
+    kd = distiller(teacher_file, **setting)
+    student, batch, outputs = outputs_of(STUDENT, 0)
+    pieces = kd.pieces(outputs, batch, kd.teacher_outputs(batch), kd.pseudo_labels(kd.teacher_outputs(batch), batch))
+    expected = {"relation_ab", "relation_ba", "feature_low", "feature_high", "head_cls", "head_points"}
+    assert expected <= set(pieces)
+    params = [p for p in student.parameters()]
+    for name in expected:
+        assert max(grad_norms(pieces[name], params)) > 0.0, name
+
+
+def test_the_teacher_cache_gives_the_teachers_outputs_without_running_it_again(teacher_file):
+    kd = distiller(teacher_file)
+    student, batch, outputs = outputs_of(STUDENT, 0)
+    fresh = kd.run_teacher(batch)
+    first = kd.teacher_outputs(batch)
+    calls = []
+    handle = kd.teacher.register_forward_hook(lambda *_: calls.append(1))
+    again = kd.teacher_outputs(batch)
+    handle.remove()
+    assert calls == [] and set(again) == set(fresh)
+    for key in fresh:
+        assert torch.equal(again[key], fresh[key]) and torch.equal(first[key], fresh[key]), key
+    uncached = distiller(teacher_file, cache_teacher=False)
+    assert uncached.cache is None
+    terms, _ = uncached(outputs, batch, student)
+    cached_terms, _ = kd(outputs, batch, student)
+    for name, value in terms.items():
+        assert float(cached_terms[name]) == pytest.approx(float(value), rel=1e-6), name

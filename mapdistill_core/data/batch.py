@@ -6,11 +6,15 @@ Batch dict:
     cam_to_ego: float32 [B, N, 4, 4]
     camera_mask: bool [B, N], False for a missing camera (its image is zeros)
     lidar: float32 [M, 5] (batch index, x, y, z, intensity) in base_link
-    targets (with targets only): list of B dicts
+    tokens: list of B sample tokens
+    labeled: bool [B], False for a sample nobody annotated
+    targets (with targets only): list of B dicts, None for an unlabelled sample (whoever trains on
+        one must supply its targets: the distiller's pseudo labels)
         labels: int64 [G]; points: float32 [G, Np, 2] normalized;
         permutations: float32 [G, P, Np, 2] every equivalent ordering (padded);
         permutation_mask: bool [G, P]
-    segmentation (with targets only): float32 [B, K, X, Y] rasterized ground truth
+    segmentation (with targets only): float32 [B, K, X, Y] rasterized ground truth (zeros where unlabelled)
+    ground_truth (with targets only): list of B tuples of MapElements in base_link
 """
 
 from __future__ import annotations
@@ -122,10 +126,13 @@ def collate(
         "cam_to_ego": torch.from_numpy(np.stack([s.cam_to_ego for s in samples]).astype(np.float32)),
         "camera_mask": torch.from_numpy(mask),
         "lidar": torch.from_numpy(np.concatenate(lidar).astype(np.float32)),
+        "tokens": [s.token for s in samples],
+        "labeled": torch.tensor([s.labeled for s in samples], dtype=torch.bool),
     }
     if with_targets:
-        batch["targets"] = [element_targets(s.ground_truth, grid, num_points) for s in samples]
+        batch["targets"] = [element_targets(s.ground_truth, grid, num_points) if s.labeled else None for s in samples]
         batch["segmentation"] = torch.from_numpy(np.stack([rasterize(s.ground_truth, grid) for s in samples]))
+        batch["ground_truth"] = [s.ground_truth for s in samples]
     return batch
 
 
@@ -136,7 +143,9 @@ def to_device(batch: dict, device: torch.device) -> dict:
         if isinstance(value, torch.Tensor):
             out[key] = value.to(device, non_blocking=True)
         elif key == "targets":
-            out[key] = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in value]
+            out[key] = [
+                None if t is None else {k: v.to(device, non_blocking=True) for k, v in t.items()} for t in value
+            ]
         else:
             out[key] = value
     return out

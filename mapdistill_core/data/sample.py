@@ -10,15 +10,18 @@ Fields (frames: base_link is REP-103 x forward, y left, z up; metres):
 | lidar | float32 [P, 4] | x, y, z, intensity in base_link (empty: no scan) |
 | ego_to_world | float64 [4, 4] or None | pose of base_link in the world (map) frame (None: unknown, as live) |
 | ground_truth | tuple of MapElement | the map in base_link, clipped to the region (empty: none known) |
+| labeled | bool | False: a drive nobody annotated (its ground truth is empty and unknown, not "no map") |
 | timestamp_ns, scene, token | int, str, str | identity |
 
 A Sample is frozen and checked when it is made: a field of the wrong type or shape raises
 ValueError naming it. On disk a Sample is one ``.npz`` file (numpy's zip format, compressed)
-holding only arrays of numbers and strings, read back with ``allow_pickle=False``.
+holding only arrays of numbers and strings, read back with ``allow_pickle=False``; the file of an
+unlabelled sample has no ground-truth fields at all, so no reader can find a map in it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +81,7 @@ class Sample:
     timestamp_ns: int = 0
     scene: str = ""
     token: str = ""
+    labeled: bool = True
 
     def __post_init__(self) -> None:
         for name in _SHAPES:
@@ -86,7 +90,14 @@ class Sample:
         ground_truth = tuple(self.ground_truth)
         if not all(isinstance(e, MapElement) for e in ground_truth):
             raise ValueError("field 'ground_truth' must hold MapElements")
+        if not self.labeled and ground_truth:
+            raise ValueError("an unlabelled sample carries no ground truth")
         object.__setattr__(self, "ground_truth", ground_truth)
+
+
+def without_labels(sample: Sample) -> Sample:
+    """The sample as a drive nobody annotated: the same sensor data, no ground truth."""
+    return dataclasses.replace(sample, ground_truth=(), labeled=False)
 
 
 def save_sample(sample: Sample, path: str | Path) -> None:
@@ -97,17 +108,21 @@ def save_sample(sample: Sample, path: str | Path) -> None:
     """
     if sample.ego_to_world is None:
         raise ValueError(f"{path}: a sample without ego_to_world cannot be saved")
-    elements = sample.ground_truth
-    points = np.concatenate([e.points for e in elements]) if elements else np.zeros((0, 2))
     arrays = {name: getattr(sample, name) for name in _SHAPES}
     arrays.update(
-        vector_classes=np.array([e.class_id for e in elements], dtype=np.int64),
-        vector_lengths=np.array([len(e.points) for e in elements], dtype=np.int64),
-        vector_points=points.astype(np.float32),
+        labeled=np.bool_(sample.labeled),
         timestamp_ns=np.int64(sample.timestamp_ns),
         scene=np.str_(sample.scene),
         token=np.str_(sample.token),
     )
+    if sample.labeled:
+        elements = sample.ground_truth
+        points = np.concatenate([e.points for e in elements]) if elements else np.zeros((0, 2))
+        arrays.update(
+            vector_classes=np.array([e.class_id for e in elements], dtype=np.int64),
+            vector_lengths=np.array([len(e.points) for e in elements], dtype=np.int64),
+            vector_points=points.astype(np.float32),
+        )
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
 
@@ -124,6 +139,13 @@ def load_sample(path: str | Path) -> Sample:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: _field(data, name, path) for name in _SHAPES}
+            identity = {
+                "timestamp_ns": int(_field(data, "timestamp_ns", path)),
+                "scene": str(_field(data, "scene", path)),
+                "token": str(_field(data, "token", path)),
+            }
+            if "labeled" in data.files and not bool(data["labeled"]):
+                return Sample(**arrays, **identity, labeled=False)
             classes = _field(data, "vector_classes", path)
             lengths = _field(data, "vector_lengths", path)
             points = _field(data, "vector_points", path)
@@ -135,9 +157,7 @@ def load_sample(path: str | Path) -> Sample:
             return Sample(
                 **arrays,
                 ground_truth=tuple(MapElement(int(c), p) for c, p in zip(classes, splits, strict=True)),
-                timestamp_ns=int(_field(data, "timestamp_ns", path)),
-                scene=str(_field(data, "scene", path)),
-                token=str(_field(data, "token", path)),
+                **identity,
             )
     except FileNotFoundError:
         raise SampleFileError(f"{path}: no such file") from None

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from mapdistill_core.config import input_file
 
 TERMS = ("relation", "feature", "head")  # the distillation terms, each weighted by its lambda
+HEAD_TARGETS = ("soft", "pseudo")
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,28 @@ class DistillConfig:
         feature_adapter: learned 1x1 adapters also where the channels agree (FitNets' regressor):
             the student then matches the teacher's features through a map it learns, not with its
             own features, which its map head reads.
-        head: lambda_3, map-head distillation: class KL at ``temperature`` + ``head_points`` x
-            point L1, on student queries matched to teacher queries.
+        feature_norm: compare BEV features normalized per cell (zero mean, unit variance over the
+            channels, as a parameter-free layer norm), student (adapted) and teacher alike.
+        feature_background: weight of a BEV cell off the map in the low-level feature term; map
+            cells (the ground truth's lines widened by ``feature_dilate`` cells, plus the cells
+            where the teacher's segmentation is confident) weigh 1. 1: every cell alike.
+        feature_dilate: cells the map's line raster is widened by, on each side.
+        head: lambda_3, map-head distillation; ``head_targets`` says how:
+            "soft": class KL at ``temperature`` + ``head_points`` x point L1 on student queries
+            matched to teacher queries, weighted by the teacher's confidence;
+            "pseudo": the teacher's predictions scoring at least ``pseudo_threshold`` are ground
+            truth for the training criterion (focal classification, permutation-invariant point
+            L1, direction; the one matcher), as MapDistill's head term does.
+        pseudo_threshold: score from which a teacher prediction is a pseudo label (the pseudo head
+            term, and the map targets of unlabelled samples).
+        teacher_gate: metres; above 0, on a labelled sample a teacher prediction teaches (head
+            term, and the confident cells of the feature term) only if its Chamfer distance to a
+            ground-truth element of its class is at most this: the teacher teaches where it is
+            right. 0: no gate.
+        warmup_steps: the distillation weights ramp linearly from 0 to their values over this many
+            optimizer steps (0: full weight from the first step).
+        cache_teacher: keep the teacher's outputs per training sample after its first forward
+            (the samples are not augmented, so they never change) instead of running it every step.
         relation_patch: BEV cells per patch side for the relation maps.
     """
 
@@ -35,9 +56,31 @@ class DistillConfig:
     temperature: float = 2.0
     head_points: float = 5.0
     feature_adapter: bool = False
+    feature_norm: bool = False
+    feature_background: float = 1.0
+    feature_dilate: int = 2
+    head_targets: str = "soft"
+    pseudo_threshold: float = 0.4
+    teacher_gate: float = 0.0
+    warmup_steps: int = 0
+    cache_teacher: bool = True
 
     def __post_init__(self) -> None:
         if min(self.relation, self.feature, self.head) < 0:
             raise ValueError("distillation weights must be >= 0")
         if self.relation_patch < 1 or self.temperature <= 0:
             raise ValueError("relation_patch must be >= 1 and temperature > 0")
+        if not 0 <= self.feature_background <= 1 or self.feature_dilate < 0:
+            raise ValueError("feature_background must be in [0, 1] and feature_dilate >= 0")
+        if self.head_targets not in HEAD_TARGETS:
+            raise ValueError(f"head_targets must be one of {list(HEAD_TARGETS)}, got '{self.head_targets}'")
+        if not 0 < self.pseudo_threshold < 1:
+            raise ValueError(f"pseudo_threshold must be in (0, 1), got {self.pseudo_threshold}")
+        if self.teacher_gate < 0 or self.warmup_steps < 0:
+            raise ValueError("teacher_gate and warmup_steps must be >= 0")
+
+    def ramp(self, step: int | None) -> float:
+        """The share of the distillation weights at optimizer step ``step`` (0-based; None: 1)."""
+        if step is None or self.warmup_steps == 0:
+            return 1.0
+        return min(1.0, step / self.warmup_steps)

@@ -18,6 +18,11 @@ class DataConfig:
         world: synthetic world config file (synthetic only).
         root: folder of generated samples; a missing split is generated there on first use.
         train_scenes, val_scenes, test_scenes: scenes per split (synthetic; 0 = the world's default).
+        unlabeled_scenes: drives of the "unlabeled" split, written without their map, trained on
+            beside the train split (synthetic; 0: none). Needs a ``distill`` section: the teacher's
+            pseudo labels are their map targets and the distillation terms apply to them.
+        unlabeled_labels: read those drives with their map instead, as labelled samples: the upper
+            bound of what labelling them would give (a measurement, not a way to train).
         workers: DataLoader worker processes.
         version, dataroot: nuScenes version and folder (nuscenes only).
         lidar_sweeps: LiDAR sweeps per sample, the key frame's included (nuscenes only).
@@ -29,6 +34,8 @@ class DataConfig:
     train_scenes: int = 0
     val_scenes: int = 0
     test_scenes: int = 0
+    unlabeled_scenes: int = 0
+    unlabeled_labels: bool = False
     workers: int = 0
     version: str = "v1.0-trainval"
     dataroot: str = "data/nuscenes"
@@ -87,3 +94,5 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if self.distill is not None and self.model.kind != "student":
             raise ValueError("a distill section needs a student model")
+        if self.data.unlabeled_scenes and not self.data.unlabeled_labels and self.distill is None:
+            raise ValueError("data.unlabeled_scenes needs a distill section: the teacher labels those drives")

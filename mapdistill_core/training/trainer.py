@@ -37,13 +37,14 @@ from mapdistill_core.models.criterion import MapCriterion
 from mapdistill_core.models.model import MapModel, build_model
 from mapdistill_core.results import provenance
 from mapdistill_core.training.config import ExperimentConfig
-from mapdistill_core.training.datasets import build_dataset, data_metadata
+from mapdistill_core.training.datasets import build_dataset, build_train_set, data_metadata
 from mapdistill_core.training.evaluation import evaluate_model
 from mapdistill_core.training.state import load_state, save_state
 
-LossFn = Callable[[dict, dict, MapModel], tuple[dict[str, torch.Tensor], dict]]
-"""(outputs, batch, model) -> (terms, detached parts): the loss is the sum of the named terms ("map",
-or "map" plus the distillation terms); parts are their detached pieces, for the log."""
+LossFn = Callable[[dict, dict, MapModel, int], tuple[dict[str, torch.Tensor], dict]]
+"""(outputs, batch, model, step) -> (terms, detached parts): the loss at optimizer step ``step``
+(0-based) is the sum of the named terms ("map", or "map" plus the distillation terms); parts are
+their detached pieces, for the log."""
 
 
 class EpochSampler(Sampler[int]):
@@ -79,7 +80,7 @@ def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
 
 
 def map_loss(criterion: MapCriterion) -> LossFn:
-    def loss(outputs: dict, batch: dict, model: MapModel) -> tuple[dict, dict]:
+    def loss(outputs: dict, batch: dict, model: MapModel, step: int) -> tuple[dict, dict]:
         total, parts = criterion(outputs, batch)
         return {"map": total}, parts
 
@@ -153,9 +154,9 @@ class Trainer:
         self.model = build_model(config.model).to(self.device)
         if self.world > 1 and self.rank != 0:
             dist.barrier()  # wait while rank 0 generates missing data
-            self.train_set = build_dataset(config.data, "train")
+            self.train_set = build_train_set(config.data)
         else:
-            self.train_set = build_dataset(config.data, "train")
+            self.train_set = build_train_set(config.data)
             if self.world > 1:
                 dist.barrier()
         self.val_set = build_dataset(config.data, "val") if self.rank == 0 and config.train.val_every > 0 else None
@@ -254,7 +255,7 @@ class Trainer:
         batch = to_device(batch, self.device)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             outputs = self.net(batch)
-        terms, parts = self.loss_fn(outputs, batch, self.model)
+        terms, parts = self.loss_fn(outputs, batch, self.model, self.position["step"])
         every = self.config.train.grad_share_every
         if self.main and len(terms) > 1 and every and self.position["step"] % every == 0:
             grads = term_gradients(terms, [p for p in self.model.parameters() if p.requires_grad])

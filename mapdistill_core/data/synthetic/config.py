@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SPLIT_SEED_BASE = {"train": 0, "val": 1_000_000, "test": 2_000_000}
-"""Scene i of a split has seed SPLIT_SEED_BASE[split] + i: the splits never share a scene."""
+SPLIT_SEED_BASE = {"train": 0, "val": 1_000_000, "test": 2_000_000, "unlabeled": 3_000_000}
+"""Scene i of a split has seed SPLIT_SEED_BASE[split] + i: the splits never share a scene. The
+"unlabeled" split's drives are written without their map (``generate_split``), for training a
+student from the teacher alone."""
 
 MAX_SCENES_PER_SPLIT = 1_000_000
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from torch.utils.data import Dataset
 
 from mapdistill_core.config import config_from_dict
-from mapdistill_core.data.sample import Sample, load_sample
+from mapdistill_core.data.sample import Sample, load_sample, without_labels
 from mapdistill_core.data.synthetic.config import SyntheticConfig, scene_name
 from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_core.errors import SampleFileError
@@ -30,7 +30,8 @@ class SyntheticDataset(Dataset):
         split: "train", "val" or "test".
         scenes: number of scenes (default: ``config.scenes[split]``, or all in ``root``).
         root: a folder written by ``mapdistill generate``; None renders samples on the fly
-            (keeping the last scene built, so reading in order is cheap).
+            (keeping the last scene built, so reading in order is cheap), without their map for
+            the "unlabeled" split.
     """
 
     def __init__(
@@ -72,7 +73,8 @@ class SyntheticDataset(Dataset):
         scene_index, sample_index = self.locate(i)
         if self.root is not None:
             return load_sample(sample_path(self.root, scene_name(self.split, scene_index), sample_index))
-        return self.scene(scene_index).sample(sample_index)
+        sample = self.scene(scene_index).sample(sample_index)
+        return sample if self.split != "unlabeled" else without_labels(sample)
 
 
 def read_index(root: Path) -> dict:
