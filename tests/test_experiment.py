@@ -18,8 +18,8 @@ from mapdistill_core.checkpoint import save_model
 from mapdistill_core.config import load_config
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
-from mapdistill_core.training.experiment import sha256
-from mapdistill_core.training.kd_report import README_BEGIN, README_END, grid_text, summarize
+from mapdistill_core.training.experiment import Experiment, ExperimentPlan, sha256
+from mapdistill_core.training.kd_report import README_BEGIN, README_END, grid_text, screen, summarize
 from mapdistill_core.training.trainer import Trainer
 from tests.model_fixtures import TEACHER, experiment_yaml
 
@@ -182,3 +182,41 @@ def test_the_grid_compares_its_best_setting_with_the_reference_without_distillat
     assert "(grid1-s0, 25.0) is **not above** the student without distillation" in grid_text(
         {r["name"]: r for r in grid}, plan
     )
+
+
+def test_the_screening_rule_marks_a_setting_better_only_beyond_twice_the_references_deviation():
+    """References 20, 22, 24 (mean 22, sample std 2): the floor is 4 mAP, so 26.5 clears it and 25.9
+    does not; with one reference there is no floor and nothing counts as better."""
+    references = [0.20, 0.22, 0.24]
+    assert screen(references, 0.265) == pytest.approx({"gain": 0.045, "floor": 0.04, "better": True})
+    assert screen(references, 0.259)["better"] is False and screen(references, 0.259)["gain"] == pytest.approx(0.039)
+    assert screen(references, 0.10)["better"] is False
+    assert screen([0.2], 0.9) == pytest.approx({"gain": 0.7, "floor": None, "better": False})
+    plan = {"relation": 0.1, "feature": 1.0, "head": 1.0}
+    records = {
+        f"reference-s{i}": {"kind": "reference", "name": f"reference-s{i}", "val_mAP": v}
+        for i, v in enumerate(references)
+    }
+    records["grid0-s0"] = {"kind": "grid", "name": "grid0-s0", "setting": plan, "val_mAP": 0.265}
+    records["grid1-s0"] = {"kind": "grid", "name": "grid1-s0", "setting": plan | {"head": 3.0}, "val_mAP": 0.259}
+    text = grid_text(records, plan)
+    assert "val mAP 22.0 ± 2.0; noise floor (twice the seed deviation) 4.0" in text
+    assert "| grid0-s0 | the plan's | 26.5 | +4.5 | **yes** |" in text
+    assert "| grid1-s0 | head 3.0 | 25.9 | +3.9 | no |" in text
+
+
+def test_the_plan_lists_the_teacher_the_long_curve_the_references_and_the_grid_before_the_main_runs():
+    plan_path = ROOT / "config/experiment_kd.yaml"
+    specs = Experiment(load_config(ExperimentPlan, plan_path), str(plan_path)).specs
+    kinds = [s.kind for s in specs]
+    assert kinds[:2] == ["teacher", "student-long"]
+    assert kinds.index("grid") > kinds.index("reference") and kinds.index("student") > max(
+        i for i, k in enumerate(kinds) if k == "grid"
+    )
+    references = [s for s in specs if s.kind == "reference"]
+    grid = [s for s in specs if s.kind == "grid"]
+    assert len(references) >= 3 and len({s.seed for s in references}) == len(references)
+    for spec in references + grid:
+        assert not spec.test and spec.config.train.epochs == grid[0].config.train.epochs
+    assert all(s.config.distill is None for s in references)
+    assert specs[0].config.data.val_scenes >= 8 and specs[0].config.data.test_scenes == 12

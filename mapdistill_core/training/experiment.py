@@ -1,10 +1,12 @@
 """The knowledge-distillation benchmark: a plan of training runs, run resumably, side by side.
 
-A plan (config/experiment_synthetic.yaml) names the teacher (a config to train, or existing
-weights), the student config, the distillation setting, the seeds, a small grid of distillation
-settings tried on val only, and the ablations (each loss alone). Each run trains on the train
-split and keeps the checkpoint with the best val mAP; runs other than the grid are evaluated once
-on test.
+A plan (config/experiment_kd.yaml) names the teacher (a config to train, or existing weights), the
+student config, the distillation setting, the seeds, a grid of distillation settings screened on
+val against the student alone on the same schedule (several seeds: the noise floor), the ablations
+(each loss alone) and a long-schedule student curve. Runs are listed, and scheduled, in the order
+teacher, long curve, references, grid, main runs, ablations. Each run trains on the train split
+and keeps the checkpoint with the best val mAP; the main runs and ablations are evaluated once on
+test.
 
 Every finished run leaves a small record, ``<records>/<name>.json`` (config, val curve, gradient
 shares, test metrics, provenance), meant to be committed: a plan started again, on this machine or
@@ -64,8 +66,13 @@ class ExperimentPlan:
             ``teacher``: the setting of the distilled runs and the base of the grid and ablations.
         grid: distillation settings (keys of ``distill``) tried on val only, seed ``grid_seed``,
             for ``grid_epochs`` epochs (0: the student's); the report says which is best on val.
+        reference_seeds: the student alone on the grid's schedule, once per seed (val only): the
+            noise floor a grid setting must clear (its val gain over the references' mean above
+            twice their standard deviation) to count as better.
         seeds: seeds of the student and distilled runs.
         ablation_seeds: seeds of the ablations, each loss alone (empty: none).
+        long_epochs, long_seeds: the student alone on a long schedule (val only), to show where
+            its val curve flattens (0 or no seeds: none).
         out: runs folder (weights and training state; not committed).
         records: folder of the per-run records (committed); results, table: the report (with a
             PNG of the val curves beside the table).
@@ -82,8 +89,11 @@ class ExperimentPlan:
     grid: tuple[dict[str, Any], ...] = ()
     grid_seed: int = 0
     grid_epochs: int = 0
+    reference_seeds: tuple[int, ...] = ()
     seeds: tuple[int, ...] = (0, 1, 2)
     ablation_seeds: tuple[int, ...] = (0, 1)
+    long_epochs: int = 0
+    long_seeds: tuple[int, ...] = ()
     out: str = "runs/experiment_synthetic"
     records: str = "results/synthetic_kd"
     results: str = "results/synthetic_kd.json"
@@ -96,8 +106,8 @@ class ExperimentPlan:
     def __post_init__(self) -> None:
         if self.parallel < 1:
             raise ValueError(f"parallel must be >= 1, got {self.parallel}")
-        if self.grid_epochs < 0:
-            raise ValueError(f"grid_epochs must be >= 0, got {self.grid_epochs}")
+        if self.grid_epochs < 0 or self.long_epochs < 0:
+            raise ValueError(f"grid_epochs and long_epochs must be >= 0, got {self.grid_epochs}, {self.long_epochs}")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
         allowed = {f.name for f in dataclasses.fields(DistillConfig)} - {"teacher"}
@@ -144,6 +154,10 @@ def with_seed(config: ExperimentConfig, seed: int) -> ExperimentConfig:
     return dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
 
 
+def with_epochs(config: ExperimentConfig, epochs: int) -> ExperimentConfig:
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=epochs))
+
+
 class Experiment:
     """A plan's runs, their records, and the order they can run in (see the module docstring)."""
 
@@ -166,9 +180,7 @@ class Experiment:
             DistillConfig, {"teacher": str(self.teacher_path), **setting}, f"{self.plan_path}: distill"
         )
         config = dataclasses.replace(with_seed(self.student_config, seed), distill=distill)
-        if epochs:
-            config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=epochs))
-        return config
+        return with_epochs(config, epochs) if epochs else config
 
     def build_specs(self) -> list[RunSpec]:
         plan = self.plan
@@ -183,13 +195,21 @@ class Experiment:
                 RunSpec("teacher", "teacher", -1, dataclasses.replace(self.student_config, model=model), train=False)
             )
         full = self.full_setting
-        for seed in plan.seeds:
-            specs.append(RunSpec(f"student-s{seed}", "student", seed, with_seed(self.student_config, seed)))
-            specs.append(RunSpec(f"distilled-s{seed}", "distilled", seed, self.distilled(full, seed), setting=full))
+        if plan.long_epochs:
+            for seed in plan.long_seeds:
+                config = with_epochs(with_seed(self.student_config, seed), plan.long_epochs)
+                specs.append(RunSpec(f"student-long-s{seed}", "student-long", seed, config, test=False))
+        for seed in plan.reference_seeds:
+            config = with_seed(self.student_config, seed)
+            config = with_epochs(config, plan.grid_epochs) if plan.grid_epochs else config
+            specs.append(RunSpec(f"reference-s{seed}", "reference", seed, config, test=False))
         for i, overrides in enumerate(plan.grid):
             setting = full | overrides
             config = self.distilled(setting, plan.grid_seed, plan.grid_epochs)
             specs.append(RunSpec(f"grid{i}-s{plan.grid_seed}", "grid", plan.grid_seed, config, False, setting))
+        for seed in plan.seeds:
+            specs.append(RunSpec(f"student-s{seed}", "student", seed, with_seed(self.student_config, seed)))
+            specs.append(RunSpec(f"distilled-s{seed}", "distilled", seed, self.distilled(full, seed), setting=full))
         for seed in plan.ablation_seeds:
             for term in TERMS:
                 setting = full | {k: (full[k] if k == term else 0.0) for k in TERMS}
@@ -443,7 +463,7 @@ class Scheduler:
     runs wait for the shipped teacher), with one progress bar for the plan and one per worker."""
 
     def __init__(self, experiment: Experiment, pending: list[RunSpec], parallel: int):
-        from mapdistill_core.training.datasets import build_dataset
+        from mapdistill_core.training.datasets import build_train_set
 
         self.experiment, self.queue, self.parallel = experiment, list(pending), parallel
         self.total_runs = len(experiment.specs)
@@ -452,7 +472,7 @@ class Scheduler:
         for spec in pending:
             key = json.dumps(config_to_dict(spec.config.data), sort_keys=True)
             if key not in sizes:
-                sizes[key] = len(build_dataset(spec.config.data, "train"))
+                sizes[key] = len(build_train_set(spec.config.data))
             sizes[spec.name] = planned_steps(spec, sizes[key])
         self.steps = {s.name: sizes[s.name] for s in pending}
         self.active: dict[str, tuple[subprocess.Popen, tqdm]] = {}

@@ -24,6 +24,17 @@ from mapdistill_core.results import provenance, write_json
 README_BEGIN, README_END = "<!-- synthetic_kd:begin -->", "<!-- synthetic_kd:end -->"
 MAIN_KINDS = ("teacher", "student", "distilled")
 NOISE_RULE = "every seed's paired difference > 0 and a two-sided paired t-test p < 0.05"
+SCREEN_RULE = "val gain over the references' mean above twice their seed standard deviation"
+
+
+def screen(reference: list[float], value: float) -> dict:
+    """A screened setting's val mAP against the reference runs' (the student alone, same schedule,
+    several seeds): its gain over their mean, the noise floor (twice their sample standard
+    deviation) and whether the gain clears it. Fewer than two references: no floor, never better."""
+    mean = float(np.mean(reference))
+    floor = 2 * float(np.std(reference, ddof=1)) if len(reference) > 1 else None
+    gain = value - mean
+    return {"gain": gain, "floor": floor, "better": floor is not None and gain > floor}
 
 
 def summarize(records: dict[str, dict]) -> dict:
@@ -135,11 +146,15 @@ def comparison_text(summary: dict) -> str:
 
 
 def grid_text(records: dict[str, dict], plan_setting: dict) -> str:
-    """The grid's val table. An entry with every lambda 0 is the reference (the student on the
-    grid's schedule); the best distillation setting is compared with it and with the plan's."""
+    """The grid's val table. With reference runs (the student alone on the grid's schedule, one
+    per seed) every setting is screened against their noise floor (``screen``); without them an
+    entry with every lambda 0 is the reference, and the best setting is compared with it."""
     grid = [r for r in records.values() if r["kind"] == "grid"]
     if not grid:
         return "No grid run has finished yet.\n"
+    references = [r for r in records.values() if r["kind"] == "reference"]
+    if references:
+        return screening_text(grid, references, plan_setting)
     reference = [r for r in grid if all(r["setting"].get(t, 0.0) == 0 for t in TERMS)]
     settings = [r for r in grid if r not in reference]
     best = max(settings, key=lambda r: r["val_mAP"]) if settings else None
@@ -165,6 +180,32 @@ def grid_text(records: dict[str, dict], plan_setting: dict) -> str:
             f"distillation on the same schedule ({ref['name']}, {_pct(ref['val_mAP'])})."
         )
     return text + "\n" + " ".join(notes) + "\n"
+
+
+def changed_setting(setting: dict, plan_setting: dict) -> str:
+    changed = {k: v for k, v in setting.items() if plan_setting.get(k) != v}
+    return ", ".join(f"{k} {v}" for k, v in changed.items()) or "the plan's"
+
+
+def screening_text(grid: list[dict], references: list[dict], plan_setting: dict) -> str:
+    """Each screened setting's val mAP, its gain over the references' mean and the verdict."""
+    values = [r["val_mAP"] for r in references]
+    floor = screen(values, values[0])["floor"]
+    spread = f" ± {_pct(float(np.std(values, ddof=1)))}" if len(values) > 1 else ""
+    lines = [
+        f"Reference (the student alone, same schedule): {', '.join(r['name'] for r in references)}: val mAP "
+        f"{_pct(float(np.mean(values)))}{spread}; noise floor (twice the seed deviation) "
+        f"{'n/a (fewer than 2 seeds)' if floor is None else _pct(floor)}. Rule: {SCREEN_RULE}.\n",
+        "| run | setting (what differs from the plan's) | val mAP | gain | better |",
+        "|---|---|---|---|---|",
+    ]
+    for r in grid:
+        verdict = screen(values, r["val_mAP"])
+        lines.append(
+            f"| {r['name']} | {changed_setting(r['setting'], plan_setting)} | {_pct(r['val_mAP'])} | "
+            f"{100 * verdict['gain']:+.1f} | {'**yes**' if verdict['better'] else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def grad_share_text(records: dict[str, dict]) -> str:
