@@ -72,8 +72,8 @@ def add_nuscenes2bag(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from mapdistill_core.metrics import EvalResult, format_table
     from mapdistill_ros.replay import replay_bag
+    from mapdistill_ros.scoring import metrics_text
 
     flags = {"model_config": "--config", "half": "--half", "cuda_graphs": "--cuda-graphs"}
     wrong = torch_only_settings(args.backend, model_config=args.config, half=args.half, cuda_graphs=args.cuda_graphs)
@@ -97,16 +97,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         args.cuda_graphs,
     )
     timing = result.timing
-    print(f"{timing['frames']} camera sets processed, dropped: {timing['dropped'] or 'none'}")
-    for name, stage in timing["stages"].items():
-        if stage["count"]:
-            print(f"  {name:<12} p50 {stage['p50_ms']:7.1f} ms   p95 {stage['p95_ms']:7.1f} ms")
-    if result.metrics is None:
-        print(f"{args.bag} has no ground truth (/map_gt/elements): predictions written, no metric")
-    else:
-        m = result.metrics
-        print(f"Chamfer AP on {m['paired']} of {m['ground_truth']} ground-truth frames:")
-        print(format_table(EvalResult(m["AP"], m["mAP"], m["counts"])))
+    print(metrics_text(result.document))
     if result.interrupted:
         done = f"for the {timing['frames']} camera sets done"
         print(

@@ -3,7 +3,7 @@
 Collects the online node's MapElementArray and the bag's /map_gt/elements, and on shutdown (the
 replay launch file stops it when `ros2 bag play` ends) scores them with the same plain-Python code
 as `mapdistill replay` (mapdistill_ros.scoring: pairing by stamp, MapTR Chamfer AP) into
-``out``/metrics.json.
+``out``/metrics.json, in replay's layout, and prints the AP table as replay does.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from mapdistill_core.results import provenance, write_json
 from mapdistill_ros import messages, topics
 from mapdistill_ros.msg import MapElementArray
-from mapdistill_ros.scoring import StampedFrames, score
+from mapdistill_ros.scoring import StampedFrames, metrics_document, metrics_text, score
+from mapdistill_ros.spin import spin_until_shutdown
 
 
 class EvaluatorNode(Node):
@@ -51,33 +51,32 @@ class EvaluatorNode(Node):
         if problem:
             self.get_logger().warning(f"{what}: {problem}", throttle_duration_sec=5.0)
 
-    def write(self) -> Path:
-        """Score what arrived and write metrics.json."""
+    def write(self) -> tuple[Path, dict]:
+        """Score what arrived and write metrics.json; returns its path and the document."""
         predictions, ground_truth = self.predictions.frames, self.ground_truth.frames
         metrics = score(predictions, ground_truth) if ground_truth else None
-        document = {
-            "meta": provenance(source="replay_eval.launch.py (live)"),
-            "metrics": metrics,
-            "no_metrics_reason": None if metrics else "no ground truth arrived",
-            "frames": {"predictions": len(predictions), "ground_truth": len(ground_truth)},
-            "skipped_messages": {"prediction": self.predictions.skipped, "ground truth": self.ground_truth.skipped},
-        }
+        document = metrics_document(
+            provenance(source="replay_eval.launch.py (live)"),
+            metrics,
+            "no ground truth arrived",
+            predictions=len(predictions),
+            ground_truth=len(ground_truth),
+            skipped_messages={"prediction": self.predictions.skipped, "ground truth": self.ground_truth.skipped},
+        )
         path = self.out / "metrics.json"
         write_json(path, document)
-        return path
+        return path, document
 
 
 def main(args: list[str] | None = None) -> None:
     rclpy.init(args=args)
     node = EvaluatorNode()
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_until_shutdown(node)
     finally:
         # Ctrl-C reaches the node twice (from the terminal and from launch): the second must not cut the write
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        path = node.write()
-        print(f"map_evaluator: wrote {path}", flush=True)
+        path, document = node.write()
+        print(f"map_evaluator: {metrics_text(document)}\nmap_evaluator: wrote {path}", flush=True)
         node.destroy_node()
         rclpy.try_shutdown()

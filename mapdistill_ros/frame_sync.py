@@ -5,8 +5,11 @@ camera (and every required sensor, such as a teacher's LiDAR) arrived within ``s
 other, or, when one drops out, as soon as a newer capture has started or (live, ``expire``)
 ``slop_s`` after its first message was received, and the set has at least ``min_cameras`` cameras
 and every required sensor (the set then names the missing cameras); any other set is dropped with
-a reason. ``LatestSlot`` hands the newest
-ready set from the subscriber side to the inference worker, replacing any set still waiting.
+a reason. A message stamped more than ``rewind_s`` before the newest stamp given out means time
+went back (a bag played again or looped, a restarted recording): the assembler gives out what it
+holds, forgets every stamp (``reset``) and starts over from that message, reporting a ``Rewound``;
+a smaller step back is a late message. ``LatestSlot`` hands the newest ready set from the
+subscriber side to the inference worker, replacing any set still waiting.
 Memory is bounded: at most ``queue_size`` pending sets, one waiting set.
 """
 
@@ -24,6 +27,7 @@ TOO_FEW_CAMERAS = "too_few_cameras"
 MISSING_REQUIRED = "missing_required"
 SUPERSEDED = "superseded"
 STALE = "stale"
+TIME_JUMP = "time_jump"
 
 
 @dataclass
@@ -72,6 +76,15 @@ class Dropped:
     missing: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Rewound:
+    """Time went back: a message at ``stamp_ns`` came ``back_ns`` before the newest stamp given out
+    (or the clock jumped back by ``back_ns``); what was pending was given out and the stamps forgotten."""
+
+    stamp_ns: int
+    back_ns: int
+
+
 class FrameAssembler:
     """Groups (sensor index, stamp, payload) into FrameSets.
 
@@ -83,6 +96,8 @@ class FrameAssembler:
         queue_size: most sets pending at once; beyond it the oldest is given up on.
         required: sensors every set needs besides the cameras (a teacher's "LIDAR_TOP"); messages
             name them by index after the cameras (len(camera_names), ...).
+        rewind_s: a message stamped more than this before the newest stamp given out starts over
+            (time went back); None: never (every such message is late).
     """
 
     def __init__(
@@ -92,26 +107,35 @@ class FrameAssembler:
         min_cameras: int,
         queue_size: int,
         required: Sequence[str] = (),
+        rewind_s: float | None = None,
     ):
         self.camera_names, self.required = tuple(camera_names), tuple(required)
         self.sensor_names = self.camera_names + self.required
         num_cameras = len(self.camera_names)
-        if not 1 <= min_cameras <= num_cameras or queue_size < 1 or slop_s < 0:
+        if not 1 <= min_cameras <= num_cameras or queue_size < 1 or slop_s < 0 or (rewind_s or 0) < 0:
             raise ValueError(
-                f"need 1 <= min_cameras <= {num_cameras}, queue_size >= 1 and slop_s >= 0, got "
-                f"min_cameras={min_cameras}, queue_size={queue_size}, slop_s={slop_s}"
+                f"need 1 <= min_cameras <= {num_cameras}, queue_size >= 1, slop_s >= 0 and rewind_s >= 0, got "
+                f"min_cameras={min_cameras}, queue_size={queue_size}, slop_s={slop_s}, rewind_s={rewind_s}"
             )
+        self.rewind_ns = None if rewind_s is None else rewind_s * 1e9
         self.num_cameras, self.min_cameras, self.queue_size = num_cameras, min_cameras, queue_size
         self.num_sensors = len(self.sensor_names)
         self.slop_ns = slop_s * 1e9
         self.pending: list[FrameSet] = []
         self.watermark_ns: int | None = None  # newest stamp given out: messages at or before it are late
 
-    def add(self, camera: int, stamp_ns: int, payload: Any, received_ns: int | None = None) -> list[FrameSet | Dropped]:
+    def add(
+        self, camera: int, stamp_ns: int, payload: Any, received_ns: int | None = None
+    ) -> list[FrameSet | Dropped | Rewound]:
         """Take one message (received at ``received_ns`` on the receiver's clock, for ``expire``);
-        returns the sets it made ready and what was dropped, oldest first."""
+        returns the sets it made ready and what was dropped, oldest first (after a time jump: the
+        sets given out, the ``Rewound``, then what the message made ready)."""
         if not 0 <= camera < self.num_sensors:
             raise ValueError(f"sensor index {camera} is not one of 0..{self.num_sensors - 1}")
+        back = None if self.watermark_ns is None else self.watermark_ns - stamp_ns
+        if back is not None and self.rewind_ns is not None and back > self.rewind_ns:
+            given = self.reset()
+            return [*given, Rewound(stamp_ns, back), *self.add(camera, stamp_ns, payload, received_ns)]
         if self.watermark_ns is not None and stamp_ns <= self.watermark_ns:
             name = self.sensor_names[camera]
             return [Dropped(stamp_ns, LATE, f"{name}: a set at or after this stamp was already given out")]
@@ -144,6 +168,12 @@ class FrameAssembler:
     def flush(self) -> list[FrameSet | Dropped]:
         """Give out every pending set, oldest first (the end of a recording)."""
         return [self._give_out(s) for s in list(self.pending)]
+
+    def reset(self) -> list[FrameSet | Dropped]:
+        """Give out every pending set, then forget the stamps given out: any stamp is new again."""
+        given = self.flush()
+        self.watermark_ns = None
+        return given
 
     def _give_out(self, frame_set: FrameSet) -> FrameSet | Dropped:
         self.pending.remove(frame_set)

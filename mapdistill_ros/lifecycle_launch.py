@@ -3,14 +3,15 @@ files and the launch test).
 
 ``autostart(node)``: configure the node once it is up, activate it once configured; a configure
 that fails (bad weights, bad parameters: the node logs why in one line) stops the launch with an
-error instead of leaving an idle node behind. ``when_active(entities)``: start ``entities`` (a bag
-player) once a lifecycle node of the launch is active, so that nothing is played to a node still
-loading its model.
+error instead of leaving an idle node behind. It drives the start-up only: its handlers fire once,
+so a later `ros2 lifecycle set` cleanup / configure / activate is the user's alone.
+``when_active(entities)``: start ``entities`` (a bag player) the first time a lifecycle node of the
+launch is active, so that nothing is played to a node still loading its model.
 """
 
 from __future__ import annotations
 
-from launch.actions import EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.actions import EmitEvent, OpaqueFunction, RegisterEventHandler, UnregisterEventHandler
 from launch.events import matches_action
 from launch_ros.actions import LifecycleNode
 from launch_ros.event_handlers import OnStateTransition
@@ -27,28 +28,30 @@ def _configure_failed(context, node_name: str):
 
 
 def autostart(node: LifecycleNode, node_name: str) -> list:
-    """The actions that take ``node`` (named ``node_name`` in messages) to active."""
-    return [
-        RegisterEventHandler(
-            OnStateTransition(
-                target_lifecycle_node=node,
-                start_state="configuring",
-                goal_state="inactive",
-                entities=[_change(node, Transition.TRANSITION_ACTIVATE)],
-            )
-        ),
-        RegisterEventHandler(
-            OnStateTransition(
-                target_lifecycle_node=node,
-                start_state="configuring",
-                goal_state="unconfigured",
-                entities=[OpaqueFunction(function=_configure_failed, args=[node_name])],
-            )
-        ),
-        _change(node, Transition.TRANSITION_CONFIGURE),
-    ]
+    """The actions that take ``node`` (named ``node_name`` in messages) to active, once."""
+    failed = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            start_state="configuring",
+            goal_state="unconfigured",
+            entities=[OpaqueFunction(function=_configure_failed, args=[node_name])],
+            handle_once=True,
+        )
+    )
+    configured = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            start_state="configuring",
+            goal_state="inactive",
+            entities=[UnregisterEventHandler(failed.event_handler), _change(node, Transition.TRANSITION_ACTIVATE)],
+            handle_once=True,
+        )
+    )
+    return [configured, failed, _change(node, Transition.TRANSITION_CONFIGURE)]
 
 
 def when_active(entities: list) -> RegisterEventHandler:
-    """Start ``entities`` when a lifecycle node of this launch has become active."""
-    return RegisterEventHandler(OnStateTransition(start_state="activating", goal_state="active", entities=entities))
+    """Start ``entities`` the first time a lifecycle node of this launch has become active."""
+    return RegisterEventHandler(
+        OnStateTransition(start_state="activating", goal_state="active", entities=entities, handle_once=True)
+    )

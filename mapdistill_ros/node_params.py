@@ -80,6 +80,13 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("queue_size", 5, int, "Most camera sets waiting for synchronization at once."),
     Parameter("min_cameras", 4, int, "Fewest cameras a set may have and still be used (1 to 6)."),
     Parameter(
+        "time_jump_s",
+        1.0,
+        float,
+        "Stamps (or ROS time) going back by more than this, seconds, mean a bag played again or looped: "
+        "the node resets its synchronization and transforms and goes on; smaller steps back are late messages.",
+    ),
+    Parameter(
         "max_frame_age_s", 0.5, float, "Skip a set older than this when inference can start, seconds.", runtime=True
     ),
     Parameter("output_frame", topics.BASE_FRAME, str, "Ego frame: the model predicts in it, cameras are found in it."),
@@ -91,7 +98,7 @@ PARAMETERS: tuple[Parameter, ...] = (
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMETERS}
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
-_POSITIVE = ("sync_slop_s", "queue_size", "max_frame_age_s", "marker_width")
+_POSITIVE = ("sync_slop_s", "queue_size", "max_frame_age_s", "marker_width", "time_jump_s")
 
 
 def _typed(p: Parameter, value: Any, source: str) -> Any:

@@ -6,8 +6,14 @@ States, as ROS 2 perception nodes and Nav2 have them:
   the TF listener (a failure is logged in one line and leaves the node unconfigured).
 - activate: subscribes to the cameras (and, for teacher weights, the LiDAR), starts the
   diagnostics and slop timers and the inference worker; outputs are published only while active.
-- deactivate: unsubscribes, stops the timers and the worker; cleanup drops the model.
-The launch files drive the transitions (autostart:=true by default).
+- deactivate: unsubscribes, stops the timers and the worker, publishes a last /diagnostics report;
+  cleanup drops the model.
+The launch files drive the start-up transitions (autostart:=true by default).
+
+Time going back (ROS time jumping back under use_sim_time, or stamps going back by more than
+time_jump_s: a bag played again, looped or restarted) resets the synchronization, the cached
+transforms and the TF buffer, is logged in one line and counted on /diagnostics; publishing goes on.
+/diagnostics runs on a steady clock, so it keeps reporting when a bag (and its /clock) stops.
 
 Subscriptions, publishers, timers and parameters live here; everything they call is plain Python
 tested without ROS: node_params (the parameter table), camera_feed and frame_sync (the
@@ -30,7 +36,8 @@ from dataclasses import dataclass
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from rclpy.clock import Clock, ClockType, JumpThreshold
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -48,6 +55,7 @@ from mapdistill_ros.msg import MapElementArray
 from mapdistill_ros.node_params import NODE_NAME, PARAMETERS, runtime_update, validate_parameters
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
 from mapdistill_ros.ros_conversions import ROS
+from mapdistill_ros.spin import spin_until_shutdown
 from mapdistill_ros.stage_timer import StageTimer, diagnostic_array
 
 LOG_THROTTLE_S = 5.0
@@ -92,6 +100,7 @@ class OnlineMapNode(LifecycleNode):
         self.subscriptions_active: list = []
         self.timers_active: list = []
         self.worker: threading.Thread | None = None
+        self.jump_handle = None
         self.running = False
         self.previous_summary = None
 
@@ -129,15 +138,26 @@ class OnlineMapNode(LifecycleNode):
         )
         predictor.warm_up()  # before subscribing: the first set then costs one forward
         assembler = FrameAssembler(
-            CAMERA_NAMES, params["sync_slop_s"], params["min_cameras"], params["queue_size"], pipeline.required
+            CAMERA_NAMES,
+            params["sync_slop_s"],
+            params["min_cameras"],
+            params["queue_size"],
+            pipeline.required,
+            params["time_jump_s"],
         )
         tf_buffer = Buffer()
+        transforms = TransformCache(params["output_frame"], ROS.transform)
+
+        def forget_time() -> None:  # time went back: what was keyed by time is from another timeline
+            transforms.clear()
+            tf_buffer.clear()
+
         self.configured = Configured(
             params,
             pipeline,
             timer,
-            CameraFeed(assembler, timer),
-            TransformCache(params["output_frame"], ROS.transform),
+            CameraFeed(assembler, timer, forget_time),
+            transforms,
             tf_buffer,
             TransformListener(tf_buffer, self),
             (
@@ -178,9 +198,16 @@ class OnlineMapNode(LifecycleNode):
             )
         self.subscriptions_active = subscriptions
         self.timers_active = [
-            self.create_timer(1.0, self.publish_diagnostics),
+            # steady: under use_sim_time a timer on ROS time stops with the bag's /clock
+            self.create_timer(1.0, self.publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME)),
             self.create_timer(params["sync_slop_s"] / 2, self.expire_sets),  # a dead camera holds a set one slop
         ]
+        self.jump_handle = self.get_clock().create_jump_callback(
+            JumpThreshold(
+                min_forward=None, min_backward=Duration(seconds=-params["time_jump_s"]), on_clock_change=False
+            ),
+            post_callback=self.on_time_jump,
+        )
         self.running = True
         self.worker = threading.Thread(target=self.work, name="mapdistill-inference", daemon=True)
         self.worker.start()
@@ -189,8 +216,9 @@ class OnlineMapNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Unsubscribe, stop the timers and the worker."""
+        """Unsubscribe, stop the timers and the worker, report the last counts."""
         self.stop()
+        self.publish_diagnostics()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -199,7 +227,10 @@ class OnlineMapNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        was_active = self.running
         self.stop()
+        if was_active:
+            self.publish_diagnostics()
         self.release()
         return super().on_shutdown(state)
 
@@ -208,6 +239,9 @@ class OnlineMapNode(LifecycleNode):
         if self.worker is not None:
             self.worker.join(timeout=2.0)
             self.worker = None
+        if self.jump_handle is not None:
+            self.jump_handle.unregister()
+            self.jump_handle = None
         for subscription in self.subscriptions_active:
             self.destroy_subscription(subscription)
         for timer in self.timers_active:
@@ -253,9 +287,18 @@ class OnlineMapNode(LifecycleNode):
     def expire_sets(self) -> None:
         self.warn(self.configured.feed.expire(self.get_clock().now().nanoseconds))
 
+    def on_time_jump(self, jump) -> None:
+        """ROS time went back by more than time_jump_s (a bag played again with --clock)."""
+        if self.configured is not None:
+            for line in self.configured.feed.rewind(-jump.delta.nanoseconds):
+                self.get_logger().warning(line)
+
     def warn(self, lines: list[str]) -> None:
         for line in lines:
-            self.get_logger().warning(line, throttle_duration_sec=LOG_THROTTLE_S)
+            if line.startswith("time went back"):  # once per jump: never throttled away
+                self.get_logger().warning(line)
+            else:
+                self.get_logger().warning(line, throttle_duration_sec=LOG_THROTTLE_S)
 
     def lookup_transforms(self, c: Configured, frame_set: FrameSet) -> None:
         """Cache base_link -> sensor transforms from TF for the sensors of ``frame_set`` not cached yet."""
@@ -298,6 +341,8 @@ class OnlineMapNode(LifecycleNode):
 
     def publish_diagnostics(self) -> None:
         c = self.configured
+        if c is None or not rclpy.ok():
+            return
         summary = c.timer.summary()
         now = self.get_clock().now().nanoseconds
         c.publishers[2].publish(diagnostic_array(RclpyFactory(), summary, self.previous_summary, now))
@@ -311,13 +356,13 @@ class OnlineMapNode(LifecycleNode):
 def main(args: list[str] | None = None) -> None:
     """Run the node (unconfigured until the launch file, a lifecycle manager or `ros2 lifecycle set`
     moves it on) until Ctrl-C or shutdown; Ctrl-C at any point, also while the model loads, exits
-    quietly."""
+    quietly, and so does a shutdown that invalidates the context mid-spin."""
     rclpy.init(args=args)
     node = None
     try:
         node = OnlineMapNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        spin_until_shutdown(node)
+    except KeyboardInterrupt:
         pass
     finally:
         # Ctrl-C reaches the node twice (from the terminal and from launch): the second must not cut the clean-up

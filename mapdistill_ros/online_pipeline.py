@@ -75,6 +75,10 @@ class TransformCache:
     def __len__(self) -> int:
         return len(self._matrices)
 
+    def clear(self) -> None:
+        """Forget every transform (time went back: the rig is looked up again)."""
+        self._matrices.clear()
+
     def get(self, frame: str) -> np.ndarray | None:
         return self._matrices.get(frame.lstrip("/"))
 

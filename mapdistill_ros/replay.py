@@ -37,7 +37,7 @@ from mapdistill_ros.bag_writer import MapBagWriter, sigint_deferred
 from mapdistill_ros.drive_pictures import write_drive_pictures
 from mapdistill_ros.frame_sync import FrameAssembler, FrameSet
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
-from mapdistill_ros.scoring import ground_truth_for_predictions, score
+from mapdistill_ros.scoring import ground_truth_for_predictions, metrics_document, score
 from mapdistill_ros.stage_timer import StageTimer
 from mapdistill_ros.typestore import MessageFactory
 
@@ -62,7 +62,8 @@ class ReplayResult:
         scenes: per scene, the set stamps in order.
         missing_topics: the rig's cameras the bag has no image topic for.
         timing: StageTimer.summary() (stage latencies, frames, drops).
-        metrics: the metrics.json document (None without ground truth).
+        metrics: the Chamfer AP (``scoring.score``; None without ground truth).
+        document: metrics.json as written (``scoring.metrics_document``).
         interrupted: Ctrl-C stopped the replay; the rest covers the camera sets done before it.
     """
 
@@ -72,6 +73,7 @@ class ReplayResult:
     missing_topics: list[str] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
     metrics: dict | None = None
+    document: dict | None = None
     interrupted: bool = False
 
 
@@ -242,15 +244,19 @@ def replay_bag(
     keyed, unscored = ground_truth_for_predictions(result.predictions, result.ground_truth)
     if result.ground_truth:
         write_json(out / "ground_truth.json", ground_truth_document(keyed))
-    metrics = {
-        "meta": meta,
-        "metrics": result.metrics,
-        "no_metrics_reason": None if result.metrics else f"{bag} has no {topics.GT_ELEMENTS}",
-        "missing_camera_topics": result.missing_topics,
-        "unscored_predictions": unscored if result.ground_truth else None,
-        "latency_ms": {name: {"p50": s["p50_ms"], "p95": s["p95_ms"]} for name, s in result.timing["stages"].items()},
-        "frames": {"processed": result.timing["frames"], "dropped": result.timing["dropped"]},
-    }
+    metrics = metrics_document(
+        meta,
+        result.metrics,
+        f"{bag} has no {topics.GT_ELEMENTS}",
+        predictions=len(result.predictions),
+        ground_truth=len(result.ground_truth),
+        processed=result.timing["frames"],
+        dropped=result.timing["dropped"],
+        missing_camera_topics=result.missing_topics,
+        unscored_predictions=unscored if result.ground_truth else None,
+        latency_ms={name: {"p50": s["p50_ms"], "p95": s["p95_ms"]} for name, s in result.timing["stages"].items()},
+    )
+    result.document = metrics
     write_json(out / "metrics.json", metrics)
     if pictures and not result.interrupted:
         threshold = max(score_threshold, PICTURE_THRESHOLD)

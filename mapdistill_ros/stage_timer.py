@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from mapdistill_ros import messages
-from mapdistill_ros.frame_sync import SUPERSEDED
+from mapdistill_ros.frame_sync import SUPERSEDED, TIME_JUMP
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "publish")
 DIAGNOSTIC_NAME = "mapdistill: online map"
@@ -30,6 +30,7 @@ class StageTimer:
         self._times = {name: deque(maxlen=window) for name in stages}
         self._frames = 0
         self._dropped: Counter[str] = Counter()
+        self._events: Counter[str] = Counter()
         self._missing: list[str] = []
 
     @contextmanager
@@ -59,8 +60,14 @@ class StageTimer:
             if missing:
                 self._missing = list(missing)
 
+    def event(self, name: str) -> None:
+        """Count an event that is not a frame (frame_sync.TIME_JUMP: time went back, the node reset)."""
+        with self._lock:
+            self._events[name] += 1
+
     def summary(self) -> dict:
-        """{"frames": int, "dropped": {reason: int}, "missing": [camera], "stages": {name: {count, p50_ms, p95_ms}}}.
+        """{"frames": int, "dropped": {reason: int}, "events": {name: int}, "missing": [camera],
+        "stages": {name: {count, p50_ms, p95_ms}}}.
 
         Percentiles are numpy's (linear interpolation) over the window; None for a stage not yet timed.
         """
@@ -72,6 +79,7 @@ class StageTimer:
             return {
                 "frames": self._frames,
                 "dropped": dict(self._dropped),
+                "events": dict(self._events),
                 "missing": list(self._missing),
                 "stages": stages,
             }
@@ -85,21 +93,26 @@ def diagnostic_array(f, summary: dict, previous: dict | None, stamp_ns: int):
     """diagnostic_msgs/DiagnosticArray with one status named DIAGNOSTIC_NAME, from two summaries.
 
     Level WARN when, since ``previous`` (the summary of the last report, None at the first), no frame
-    was processed or frames were dropped for a reason other than SUPERSEDED (the worker being slower
-    than the cameras), or when the last frame went without some camera; else OK.
+    was processed, frames were dropped for a reason other than SUPERSEDED (the worker being slower
+    than the cameras) or time went back (the node reset), or when the last frame went without some
+    camera; else OK.
     """
     status_type = type(f.new("diagnostic_msgs/msg/DiagnosticStatus"))
-    previous = previous or {"frames": 0, "dropped": {}}
+    previous = previous or {"frames": 0, "dropped": {}, "events": {}}
     frames = summary["frames"] - previous["frames"]
     dropped = {r: n - previous["dropped"].get(r, 0) for r, n in sorted(summary["dropped"].items())}
+    jumps = summary["events"].get(TIME_JUMP, 0) - previous.get("events", {}).get(TIME_JUMP, 0)
     problems = [] if frames else ["no frame processed"]
     lost = [f"{n} {r}" for r, n in dropped.items() if n and r != SUPERSEDED]
     if lost:
         problems.append(f"dropped {', '.join(lost)}")
+    if jumps:
+        problems.append(f"time went back {jumps} time(s): reset")
     if summary["missing"]:
         problems.append(f"missing {', '.join(summary['missing'])}")
     values = [("frames", summary["frames"]), ("frames_since_last_report", frames)]
     values += [(f"dropped_{r}", n) for r, n in sorted(summary["dropped"].items())]
+    values.append(("time_jumps", summary["events"].get(TIME_JUMP, 0)))
     values.append(("missing_cameras", ", ".join(summary["missing"])))
     for name, stats in summary["stages"].items():
         values += [(f"{name}_p50_ms", _ms(stats["p50_ms"])), (f"{name}_p95_ms", _ms(stats["p95_ms"]))]

@@ -1,12 +1,15 @@
 """``mapdistill synthetic2bag``: drives of the synthetic world as rosbag2, with the nuScenes topics.
 
 Images are JPEG-encoded (or lossless PNG) with OpenCV; the LiDAR points go out in the LIDAR_TOP frame, which sits at
-LIDAR_ORIGIN in base_link with the ego's orientation; all cameras of a sample share its stamp.
+LIDAR_ORIGIN in base_link with the ego's orientation; all cameras of a sample share its stamp. The world stamps
+scene i of a split i x 100 s apart; in a bag each scene follows the previous one a sample period after its last
+sample (``bag_samples``), so that playing a bag of several drives has no minute-long silences.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -53,6 +56,22 @@ def sample_frame(sample: Sample, image_format: str = "jpeg", quality: int = 90) 
     )
 
 
+def bag_samples(config: SyntheticConfig, split: str, scenes: int, samples: int = 0) -> Iterator[list[Sample]]:
+    """Per scene, its samples as a bag holds them: ``samples`` per scene (0 = the world's), scene i > 0
+    re-stamped to start one sample period after scene i - 1's last sample."""
+    if samples:
+        config = dataclasses.replace(config, samples_per_scene=samples)
+    period_ns = round(1e9 / config.sample_rate_hz)
+    next_ns = None
+    for index in range(scenes):
+        scene = SyntheticScene(config, split, index)
+        drive = [scene.sample(i) for i in range(len(scene))]
+        shift = 0 if next_ns is None else next_ns - drive[0].timestamp_ns
+        drive = [dataclasses.replace(s, timestamp_ns=s.timestamp_ns + shift) for s in drive]
+        next_ns = drive[-1].timestamp_ns + period_ns
+        yield drive
+
+
 def write_synthetic_bag(
     config: SyntheticConfig,
     split: str,
@@ -68,17 +87,12 @@ def write_synthetic_bag(
 
     Returns the message count per topic.
     """
-    if samples:
-        config = dataclasses.replace(config, samples_per_scene=samples)
-    total = scenes * config.samples_per_scene
+    total = scenes * (samples or config.samples_per_scene)
     with MapBagWriter(out, storage) as writer, tqdm(total=total, desc="synthetic2bag", unit="sample") as bar:
-        for index in range(scenes):
-            scene = SyntheticScene(config, split, index)
-            for i in range(len(scene)):
-                sample = scene.sample(i)
-                if i == 0:
-                    sensors = dict(zip(CAMERA_NAMES, sample.cam_to_ego, strict=True))
-                    writer.write_static(sample.timestamp_ns, {**sensors, LIDAR_FRAME: LIDAR_TO_EGO})
+        for drive in bag_samples(config, split, scenes, samples):
+            sensors = dict(zip(CAMERA_NAMES, drive[0].cam_to_ego, strict=True))
+            writer.write_static(drive[0].timestamp_ns, {**sensors, LIDAR_FRAME: LIDAR_TO_EGO})
+            for sample in drive:
                 writer.write_frame(sample_frame(sample, image_format, quality))
                 bar.update()
         return dict(writer.counts)

@@ -15,7 +15,7 @@ from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_ros import messages, topics
 from mapdistill_ros.bag_writer import MapBagWriter
-from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, encode_image, write_synthetic_bag
+from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, bag_samples, encode_image, write_synthetic_bag
 
 WORLD = SyntheticConfig(image_height=32, image_width=88, lidar_azimuth_steps=180, samples_per_scene=2)
 
@@ -35,7 +35,7 @@ def read_bag(path):
 def synthetic_bag(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(request.param) / "bag"
     counts = write_synthetic_bag(WORLD, "test", 2, path, storage=request.param)
-    samples = [SyntheticScene(WORLD, "test", s).sample(i) for s in range(2) for i in range(2)]
+    samples = [s for drive in bag_samples(WORLD, "test", 2) for s in drive]
     return path, counts, samples, request.param
 
 
@@ -134,3 +134,15 @@ def test_writer_refuses_to_overwrite(tmp_path):
         MapBagWriter(tmp_path / "bag")
     with pytest.raises(ValueError, match="storage"):
         MapBagWriter(tmp_path / "other", storage="rosbag1")
+
+
+def test_consecutive_scenes_follow_each_other_a_sample_period_apart(synthetic_bag):
+    """The world stamps its scenes 100 s apart; the bag plays them back to back."""
+    _, _, samples, _ = synthetic_bag
+    period = round(1e9 / WORLD.sample_rate_hz)
+    stamps = [s.timestamp_ns for s in samples]
+    assert np.diff(stamps).tolist() == [period] * (len(stamps) - 1)
+    world = [SyntheticScene(WORLD, "test", s).sample(i) for s in range(2) for i in range(2)]
+    assert stamps[:2] == [w.timestamp_ns for w in world[:2]]  # the first scene keeps the world's stamps
+    for bag_sample, world_sample in zip(samples, world, strict=True):
+        assert bag_sample.token == world_sample.token and np.array_equal(bag_sample.images, world_sample.images)

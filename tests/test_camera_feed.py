@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_ros.camera_feed import CameraFeed
-from mapdistill_ros.frame_sync import SUPERSEDED, TOO_FEW_CAMERAS, FrameAssembler
+from mapdistill_ros.frame_sync import SUPERSEDED, TIME_JUMP, TOO_FEW_CAMERAS, FrameAssembler
 from mapdistill_ros.stage_timer import StageTimer, diagnostic_array
 from mapdistill_ros.typestore import MessageFactory
 
@@ -75,3 +75,32 @@ def test_the_node_routes_every_message_and_its_timer_through_the_feed():
     assert {"self.configured.feed.add", "self.configured.feed.expire", "c.feed.slot.get"} <= calls
     assert "self.create_timer" in calls and "self.expire_sets" in source
     assert not any(c.endswith((".put", "assembler.add")) or c == "LatestSlot" for c in calls)
+
+
+def test_time_going_back_resets_the_feed_counts_it_and_keeps_publishing():
+    """A bag played twice into a running feed: the second play's sets reach the worker, one warning
+    line and one TIME_JUMP per jump, on_rewind called each time (the node clears its transforms);
+    the clock jumping back (rewind) does the same."""
+    resets = []
+    feed = CameraFeed(
+        FrameAssembler(CAMERA_NAMES, SLOP_S, 4, queue_size=5, rewind_s=1.0), StageTimer(), lambda: resets.append(1)
+    )
+    taken = []
+    for play in range(2):
+        for k in range(3):
+            warnings = capture(feed, 10_000 * MS + k * 500 * MS)
+            if play == 1 and k == 0:
+                (line,) = warnings
+                assert line.startswith("time went back 1.005 s (a message stamped") and line.endswith("reset")
+            else:
+                assert warnings == []
+            taken.append(feed.slot.get(timeout=0).stamp_ns)
+    assert taken == [10_000 * MS + k * 500 * MS for k in range(3)] * 2
+    assert feed.timer.summary()["events"] == {TIME_JUMP: 1} and resets == [1]
+    status = diagnostic_array(MessageFactory(), feed.timer.summary(), None, 0).status[0]
+    assert {kv.key: kv.value for kv in status.values}["time_jumps"] == "1"
+    assert "time went back 1 time(s): reset" in status.message
+    (line,) = feed.rewind(30 * 10**9)
+    assert line == "time went back 30.000 s (the clock): synchronization and transforms reset"
+    assert feed.timer.summary()["events"] == {TIME_JUMP: 2} and resets == [1, 1]
+    assert capture(feed, 10_000 * MS) == [] and feed.slot.get(timeout=0).stamp_ns == 10_000 * MS

@@ -16,6 +16,7 @@ from mapdistill_ros.frame_sync import (
     FrameAssembler,
     FrameSet,
     LatestSlot,
+    Rewound,
     is_stale,
 )
 
@@ -203,3 +204,48 @@ def test_latest_slot_wakes_a_waiting_consumer():
     slot.put("frame")
     consumer.join(timeout=20)  # woken by put, not by its 60 s timeout
     assert got == ["frame"] and not consumer.is_alive()
+
+
+def complete(sync: FrameAssembler, stamp: int) -> list:
+    return feed(sync, [(camera, stamp + camera * MS // 10) for camera in range(6)])
+
+
+def test_stamps_that_go_back_beyond_rewind_start_over_and_every_loop_gives_its_sets_out():
+    """A bag of three captures 1 s apart played three times: each loop's sets go out; each jump back
+    (to 2 s before the newest set given out) is one Rewound; what was pending at the jump (an
+    incomplete capture) is given out, not lost."""
+    sync = assembler(rewind_s=1.0)
+    out = []
+    for _ in range(3):
+        for k in range(3):
+            out += complete(sync, 1_000 * MS * k + 50_000 * MS)
+        out += feed(sync, [(0, 4_000 * MS + 50_000 * MS)])  # an incomplete capture at the loop's end
+    sets = [o for o in out if isinstance(o, FrameSet)]
+    rewinds = [o for o in out if isinstance(o, Rewound)]
+    dropped = [o for o in out if isinstance(o, Dropped)]
+    assert [s.stamp_ns - 50_000 * MS for s in sets] == [0, 1_000 * MS, 2_000 * MS] * 3
+    assert [(r.stamp_ns, r.back_ns) for r in rewinds] == [(50_000 * MS, 2_000 * MS + 5 * MS // 10)] * 2
+    assert [d.reason for d in dropped] == [TOO_FEW_CAMERAS] * 2  # the loops' incomplete captures, at the jumps
+    assert [type(o).__name__ for o in out[out.index(dropped[0]) : out.index(dropped[0]) + 2]] == ["Dropped", "Rewound"]
+
+
+def test_small_reorderings_stay_late_with_rewind_and_every_step_back_is_late_without_it():
+    sync = assembler(rewind_s=1.0)
+    complete(sync, 5_000 * MS)
+    late = feed(sync, [(2, 5_000 * MS - 900 * MS)])  # 0.9 s back: within rewind_s, a late message
+    assert [o.reason for o in late] == [LATE] and sync.watermark_ns is not None
+    (jump, *_) = feed(sync, [(2, 5_000 * MS - 1_100 * MS)])  # 1.1 s back: time went back
+    assert isinstance(jump, Rewound) and jump.back_ns == 1_100 * MS + 5 * MS // 10
+    never = assembler()
+    complete(never, 5_000 * MS)
+    assert [o.reason for o in feed(never, [(2, 1 * MS)])] == [LATE]
+
+
+def test_reset_gives_out_what_is_pending_and_forgets_the_stamps():
+    sync = assembler()
+    complete(sync, 1_000 * MS)
+    feed(sync, [(0, 2_000 * MS), (1, 2_000 * MS)])
+    (given,) = sync.reset()
+    assert isinstance(given, Dropped) and given.reason == TOO_FEW_CAMERAS
+    assert sync.pending == [] and sync.watermark_ns is None
+    assert isinstance(complete(sync, 10 * MS)[-1], FrameSet)

@@ -14,16 +14,17 @@ import torch
 from mapdistill_core.checkpoint import save_model
 from mapdistill_core.cli import main as core_main
 from mapdistill_core.data.sample import CAMERA_NAMES
-from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_core.errors import BagError
 from mapdistill_core.inference import MapPredictor
+from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.metrics import evaluate_vectors, load_ground_truth
 from mapdistill_core.models.model import build_model
 from mapdistill_ros import topics
 from mapdistill_ros.bag_writer import MapBagWriter
 from mapdistill_ros.cli import main
 from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS, BagReplay, replay_bag
-from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, sample_frame, write_synthetic_bag
+from mapdistill_ros.scoring import metrics_document, metrics_text
+from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, bag_samples, sample_frame, write_synthetic_bag
 from tests.model_fixtures import TEACHER, WORLD
 from tests.test_bags import read_bag
 
@@ -32,8 +33,7 @@ SCENES, SAMPLES = 2, 3
 
 @pytest.fixture(scope="module")
 def samples():
-    world = dataclasses.replace(WORLD, samples_per_scene=SAMPLES)
-    return [SyntheticScene(world, "test", s).sample(i) for s in range(SCENES) for i in range(SAMPLES)]
+    return [s for drive in bag_samples(WORLD, "test", SCENES, SAMPLES) for s in drive]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,9 @@ def test_replay_equals_the_inference_entry_point_on_the_same_samples(png_bag, we
     assert expected["mAP"] > 0.1  # the fixture sees its input: a wrong frame or camera would show here
     assert metrics["metrics"]["mAP"] == pytest.approx(expected["mAP"], abs=1e-6)
     assert metrics["metrics"]["paired"] == len(samples)
-    assert metrics["frames"] == {"processed": len(samples), "dropped": {}}
+    n = len(samples)
+    assert metrics["frames"] == {"predictions": n, "ground_truth": n, "processed": n, "dropped": {}}
+    assert metrics["skipped_messages"] is None  # replay skips no MapElementArray: the layout keeps the key
     assert metrics["latency_ms"]["inference"]["p50"] > 0
     submission = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert len(submission["results"]) == len(samples)
@@ -213,3 +215,24 @@ def test_replay_warms_the_model_up_before_it_times_any_frame(png_bag, weights, s
     result = replay.run(png_bag)
     assert calls[:2] == [True, True] and not any(calls[2:])  # two blank warm-up sets first
     assert len(calls) == 2 + len(samples) == 2 + result.timing["stages"]["inference"]["count"]
+
+
+def test_metrics_text_is_what_replay_and_the_live_evaluator_print():
+    """One console form of metrics.json: the evaluator's document (no latencies, skipped messages)
+    and replay's (latencies, drops) print through it alike."""
+    ap = {c: {"0.5": 0.1, "1.0": 0.2, "1.5": 0.3, "mean": 0.2} for c in CLASS_NAMES}
+    counts = {c: {"gt": 4, "pred": 5} for c in CLASS_NAMES}
+    metrics = {"mAP": 0.2, "AP": ap, "counts": counts, "paired": 3, "ground_truth": 4}
+    live = metrics_document({}, metrics, "x", predictions=5, ground_truth=4, skipped_messages={"prediction": 2})
+    text = metrics_text(live)
+    assert text.splitlines()[0] == "skipped messages: 2 prediction"
+    assert "Chamfer AP on 3 of 4 ground-truth frames (5 predicted frames received):" in text
+    assert text.splitlines()[-1].split() == ["mAP", "20.0"]
+    latency = {"inference": {"p50": 12.0, "p95": 15.5}}
+    offline = metrics_document({}, None, "bag has no /map_gt/elements", predictions=2, ground_truth=0,
+                               processed=2, dropped={}, latency_ms=latency)  # fmt: skip
+    assert metrics_text(offline).splitlines() == [
+        "2 camera sets processed, dropped: none",
+        "  inference    p50    12.0 ms   p95    15.5 ms",
+        "no metric: bag has no /map_gt/elements (2 predicted frames)",
+    ]

@@ -18,7 +18,7 @@ from mapdistill_core.metrics import evaluate_vectors
 from mapdistill_ros import messages
 from mapdistill_ros.online_pipeline import TransformCache
 from mapdistill_ros.replay import replay_bag
-from mapdistill_ros.synthetic2bag import encode_image, write_synthetic_bag
+from mapdistill_ros.synthetic2bag import bag_samples, encode_image, write_synthetic_bag
 from tests.model_fixtures import WORLD
 from tests.test_online_pipeline import STAMP, F, pipeline
 
@@ -76,7 +76,7 @@ def test_the_pipeline_keeps_every_camera_in_its_slot(seeing, sample):
 
 
 def test_replay_scores_far_from_zero_and_like_the_samples(seeing, tmp_path):
-    samples = [SyntheticScene(WORLD, "test", s).sample(i) for s in range(2) for i in range(4)]
+    samples = [s for drive in bag_samples(WORLD, "test", 2, 4) for s in drive]
     write_synthetic_bag(WORLD, "test", 2, tmp_path / "bag", samples=4, image_format="png")
     result = replay_bag(tmp_path / "bag", FIXTURE, tmp_path / "out", device="cpu", min_cameras=6, pictures=False)
     direct = {str(s.timestamp_ns): seeing.predict(s, 0.0)[0] for s in samples}
