@@ -11,6 +11,7 @@ from pathlib import Path
 from mapdistill_core.config import config_from_dict, load_config
 from mapdistill_core.errors import CheckpointError, MapdistillError, MapFileError, OptionError
 from mapdistill_core.options import Parser, device, fraction, int_range
+from mapdistill_core.output_paths import PICTURE_FORMATS, check_output
 
 # Each command imports what it needs (torch, matplotlib, shapely ...) when it runs, so that --help
 # and the light commands start fast.
@@ -65,7 +66,7 @@ def add_eval_vectors(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pred", required=True, help='predictions JSON: {"results": [{"sample_token", "vectors"}]}')
     p.add_argument("--gt", required=True, help='ground-truth JSON: {"GTs": [{"sample_token", "vectors"}]}')
     p.add_argument("--out", help="write the result JSON here (mAP, AP per class/threshold, counts, provenance)")
-    p.set_defaults(func=cmd_eval_vectors)
+    p.set_defaults(func=cmd_eval_vectors, outputs={"out": "file"})
 
 
 def cmd_plot_vectors(args: argparse.Namespace) -> int:
@@ -104,7 +105,7 @@ def add_plot_vectors(sub: argparse._SubParsersAction) -> None:
         default=0.3,
         help="draw predictions with confidence at least this (default: 0.3)",
     )
-    p.set_defaults(func=cmd_plot_vectors)
+    p.set_defaults(func=cmd_plot_vectors, outputs={"out": ("file", tuple(PICTURE_FORMATS))})
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -148,7 +149,7 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers", type=int_range(1), default=1, help="processes rendering scenes in parallel (default: 1)"
     )
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(func=cmd_generate, outputs={"out": "folder"})
 
 
 def cmd_show_sample(args: argparse.Namespace) -> int:
@@ -192,7 +193,7 @@ def add_show_sample(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--file", help="read this .npz sample instead of rendering one")
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.set_defaults(func=cmd_show_sample)
+    p.set_defaults(func=cmd_show_sample, outputs={"out": ("file", tuple(PICTURE_FORMATS))})
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -200,7 +201,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mapdistill_core.training.trainer import Trainer
 
     config = load_config(ExperimentConfig, args.config)
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    out = Path(args.out) if args.out else check_output(Path("runs") / Path(args.config).stem, "folder")
     trainer = Trainer(config, out, args.device, max_steps=args.max_steps)
     trainer.run(resume=args.resume)
     if trainer.main:
@@ -224,7 +225,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-steps", type=int_range(0), default=0, help="stop after this many steps in total (0: all epochs)"
     )
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, outputs={"out": "folder"})
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
@@ -233,6 +234,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if args.parallel is not None and args.parallel < 1:
         raise OptionError(f"--parallel must be >= 1, got {args.parallel}")
     plan = load_config(ExperimentPlan, args.config)
+    for key, kind in (("out", "folder"), ("records", "folder"), ("results", "file"), ("table", "file")):
+        check_output(getattr(plan, key), kind, f"{args.config}: {key}")
+    check_output(plan.checkpoints, "folder", f"{args.config}: checkpoints")
     experiment = Experiment(plan, args.config)
     if not args.report_only:
         experiment.run(args.parallel)
@@ -353,7 +357,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--pictures", type=int_range(0), default=4, help="BEV pictures to write (default: 4)")
     p.add_argument("--score-threshold", type=fraction, default=0.3, help="pictures: draw scores >= this, in [0, 1]")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, outputs={"out": "folder"})
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -362,8 +366,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     from mapdistill_core.checkpoint import load_model
     from mapdistill_core.export import check_export, example_batch, export_onnx
 
-    if Path(args.out).is_dir():
-        raise OptionError(f"--out {args.out}: is a folder; give the .onnx file to write")
     if args.opset > onnx.defs.onnx_opset_version():
         raise OptionError(
             f"--opset {args.opset}: onnx {onnx.__version__} knows opsets up to {onnx.defs.onnx_opset_version()}"
@@ -408,7 +410,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="float16 weights and activations (for GPUs; camera geometry, inputs and outputs stay float32)",
     )
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, outputs={"out": ("file", (".onnx",))})
 
 
 def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = None) -> argparse.ArgumentParser:
@@ -441,17 +443,33 @@ def build_parser(extra: Callable[[argparse._SubParsersAction], None] | None = No
     return parser
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Before any work: every output a subcommand declared (``outputs``: attribute -> kind, or (kind,
+    suffix)) can be written there (``output_paths.check_output``)."""
+    for attr, spec in getattr(args, "outputs", {}).items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            kind, suffixes = (spec, None) if isinstance(spec, str) else spec
+            check_output(value, kind, "--" + attr.replace("_", "-"), getattr(args, "force", False), suffixes)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run a parsed subcommand; an input error is one line naming the file and field, exit code 2;
-    Ctrl-C exits with 130 after the open writers have closed (bags stay readable, training state
+    """Run a parsed subcommand once its outputs are known to be writable; an input error is one line
+    naming the file and field, exit code 2, and so is an OS error on a file (named as the user gave
+    it); Ctrl-C exits with 130 after the open writers have closed (bags stay readable, training state
     and results are only ever replaced whole)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     for package in ("mapdistill_core", "mapdistill_ros"):  # -v: our debug messages, not every library's
         logging.getLogger(package).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
+        check_outputs(args)
         return args.func(args)
     except (MapdistillError, FileExistsError, FileNotFoundError) as e:
         print(f"mapdistill {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mapdistill {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mapdistill {args.command}: interrupted (files written so far are complete)", file=sys.stderr)

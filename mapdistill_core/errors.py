@@ -19,6 +19,11 @@ class OptionError(MapdistillError):
     an output path that is a folder)."""
 
 
+class OutputError(MapdistillError):
+    """An output cannot be written where the user asked (read-only, a file where a folder must be, a
+    bag that exists), found before any work; the message names the option and the path given."""
+
+
 class MapFileError(MapdistillError):
     """A vector-map file is malformed; the message names the file, sample and field."""
 

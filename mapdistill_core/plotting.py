@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample  # noqa: E402
 from mapdistill_core.map_elements import CLASS_COLORS, CLASS_NAMES, REGION, MapElement  # noqa: E402
+from mapdistill_core.output_paths import picture_format  # noqa: E402
 
 RIG_LAYOUT = (("CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT"), ("CAM_BACK_LEFT", "CAM_BACK", "CAM_BACK_RIGHT"))
 """How the six cameras are arranged in pictures: front row, back row, left to right."""
@@ -75,13 +76,13 @@ def save_bev_png(
     score_threshold: float = 0.0,
     title: str | None = None,
 ) -> None:
-    """Write one BEV picture of predictions over ground truth to a PNG file."""
+    """Write one BEV picture of predictions over ground truth (PNG, or the format of ``path``'s suffix)."""
     fig, ax = plt.subplots(figsize=(4, 7), dpi=120)
     draw_bev(ax, predictions, ground_truth, score_threshold, title)
     ax.legend(handles=legend_handles(), loc="lower left", fontsize=6, framealpha=0.8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    fig.savefig(path, format=picture_format(path))
     plt.close(fig)
 
 
@@ -111,5 +112,5 @@ def save_sample_png(path: str | Path, sample: Sample, title: str | None = None) 
     if title:
         fig.suptitle(title, fontsize=9)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", format="png")
+    fig.savefig(path, bbox_inches="tight", format=picture_format(path))
     plt.close(fig)

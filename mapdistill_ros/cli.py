@@ -4,19 +4,25 @@ ROS types (rosbag2), which live here so that mapdistill_core stays free of ROS."
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
 
 from mapdistill_core.cli import build_parser, run
 from mapdistill_core.config import load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.errors import OptionError
 from mapdistill_core.options import BACKENDS, BAG_STORAGES, device, fraction, int_range, torch_only_settings
+from mapdistill_core.output_paths import check_output, remove_bag
+
+PICTURE_FILES = (".png", ".gif")
 
 
 def cmd_synthetic2bag(args: argparse.Namespace) -> int:
     from mapdistill_ros.synthetic2bag import write_synthetic_bag
 
     world = load_config(SyntheticConfig, args.config)
+    replace_bag(args)
     counts = write_synthetic_bag(
         world, args.split, args.scenes, args.out, args.storage, args.samples, args.image_format
     )
@@ -40,12 +46,13 @@ def add_synthetic2bag(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--image-format", default="jpeg", choices=("jpeg", "png"), help="image encoding (default: %(default)s)"
     )
-    p.set_defaults(func=cmd_synthetic2bag)
+    p.set_defaults(func=cmd_synthetic2bag, outputs={"out": "bag"})
 
 
 def cmd_nuscenes2bag(args: argparse.Namespace) -> int:
     from mapdistill_ros.nuscenes2bag import write_nuscenes_bag
 
+    replace_bag(args)
     counts = write_nuscenes_bag(args.dataroot, args.version, args.scene, args.out, args.storage, args.sweeps)
     print(f"wrote {args.out}: {sum(counts.values())} messages on {len(counts)} topics")
     return 0
@@ -68,7 +75,7 @@ def add_nuscenes2bag(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scene", action="append", required=True, help="scene name, e.g. scene-0061; repeat for more")
     add_bag_output(p)
     p.add_argument("--sweeps", action="store_true", help="also write every camera and LiDAR sweep between key frames")
-    p.set_defaults(func=cmd_nuscenes2bag)
+    p.set_defaults(func=cmd_nuscenes2bag, outputs={"out": "bag"})
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -83,6 +90,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"{' and '.join(flags[w] for w in wrong)} {verb} to the torch backend; an ONNX file has its own"
         )
 
+    out = Path(args.out)
+    check_output(out / "predictions", "bag", "--out", args.force)  # an earlier replay's bag
+    if args.force:
+        replace_replay(out)
     result = replay_bag(
         args.bag,
         args.weights,
@@ -112,6 +123,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         + ("" if args.no_pictures else ", bev/")
     )
     return 0
+
+
+def replace_replay(out: Path) -> None:
+    """--force: remove what an earlier replay wrote into ``out`` and a new one may not overwrite: its
+    predictions bag and its pictures (the JSON files are replaced whole anyway)."""
+    if (out / "predictions").exists():
+        remove_bag(out / "predictions", "--out")
+    pictures = out / "bev"
+    if pictures.is_dir():
+        if not all(p.is_file() and p.suffix in PICTURE_FILES for p in pictures.iterdir()):
+            raise OptionError(f"--out {out}: {pictures} holds files replay did not write; not removing it")
+        shutil.rmtree(pictures)
 
 
 def add_replay(sub: argparse._SubParsersAction) -> None:
@@ -164,13 +187,23 @@ def add_replay(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="torch backend: replay the model as a CUDA graph per input shape (GPU only; a CPU runs eagerly)",
     )
-    p.set_defaults(func=cmd_replay)
+    p.add_argument(
+        "--force", action="store_true", help="replace what an earlier replay wrote into --out (its bag and pictures)"
+    )
+    p.set_defaults(func=cmd_replay, outputs={"out": "folder"})
 
 
 def add_bag_output(p: argparse.ArgumentParser) -> None:
-    """--out and --storage of the commands that write a bag."""
-    p.add_argument("--out", required=True, help="bag folder to create (must not exist)")
+    """--out, --force and --storage of the commands that write a bag."""
+    p.add_argument("--out", required=True, help="bag folder to create (must not exist, unless --force)")
+    p.add_argument("--force", action="store_true", help="replace the bag at --out if there is one")
     p.add_argument("--storage", default="mcap", choices=BAG_STORAGES, help="storage (default: %(default)s)")
+
+
+def replace_bag(args: argparse.Namespace) -> None:
+    """With --force, remove the bag --out names (only a bag is ever removed), right before writing."""
+    if args.force and Path(args.out).exists():
+        remove_bag(Path(args.out), "--out")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
