@@ -3,7 +3,10 @@
 A field that names a file carries ``metadata=input_file(kind)``: its value is resolved against the
 folder of the config file that names it, then the current folder, then the files mapdistill ships
 (``resources.resolve``); a file that must exist and is not found is an error naming the config file
-and the key.
+and the key. Every numeric field (a number, or a tuple or mapping of numbers) carries
+``metadata=number(low, high)``: its allowed range, checked when a file is read, so that a value out
+of range is one line naming the file and the key before any work (``tests/test_config_ranges.py``
+keeps every numeric field declared).
 """
 
 from __future__ import annotations
@@ -26,6 +29,35 @@ def input_file(kind: str, must_exist: bool = True) -> dict:
     """Field metadata of a key that names a file of ``kind`` ("config", "checkpoints"); with
     ``must_exist`` False (weights a run will produce) a missing file is kept as written."""
     return {"input_file": kind, "must_exist": must_exist}
+
+
+def number(
+    low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False
+) -> dict:
+    """Field metadata of a numeric key: the range its number (or each number of its tuple or mapping)
+    must lie in; ``low_open`` / ``high_open`` exclude the bound; no bounds: any number."""
+    return {"range": (low, high, low_open, high_open)}
+
+
+def describe_range(bounds: tuple) -> str:
+    low, high, low_open, high_open = bounds
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return "any number"
+
+
+def _check_range(value: Any, bounds: tuple, where: str) -> None:
+    low, high, low_open, high_open = bounds
+    values = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else (value,)
+    for v in values:
+        too_low = low is not None and (v <= low if low_open else v < low)
+        too_high = high is not None and (v >= high if high_open else v > high)
+        if too_low or too_high:
+            raise ConfigError(f"{where}: must be {describe_range(bounds)}, got {value!r}")
 
 
 def _convert(value: Any, kind: Any, where: str, base: Path | None) -> Any:
@@ -87,6 +119,8 @@ def _build(cls: type[T], data: dict, where: str, base: Path | None = None) -> T:
     for name, f in fields.items():
         if name in data:
             value = _convert(data[name], hints[name], f"{where}.{name}", base)
+            if "range" in f.metadata and value is not None:
+                _check_range(value, f.metadata["range"], f"{where}.{name}")
             kwargs[name] = _resolve_file(value, f, f"{where}.{name}", base)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing key '{name}'")

@@ -509,9 +509,9 @@ def test_metadata_that_is_not_json_is_a_checkpoint_error_naming_file_and_key(wei
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"neck_channels": -3}, "model.neck_channels must be positive"),
-        ({"bev_size": [0, 0]}, "model.bev_size must be positive"),
-        ({"decoder": {"num_points": 1}}, "decoder.num_points must be at least 2"),
+        ({"neck_channels": -3}, "model_config.neck_channels: must be >= 1, got -3"),
+        ({"bev_size": [0, 0]}, r"model_config.bev_size: must be >= 1, got \(0, 0\)"),
+        ({"decoder": {"num_points": 1}}, "decoder.num_points: must be >= 2, got 1"),
         ({"bev_channels": 30}, "must be divisible by decoder.heads"),
         ({"lss": {"depth_bins": [5.0, 1.0, 0.5]}}, "lss.depth_bins"),
         ({"attention": {"kernel_size": 2}}, "odd kernel_size"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mapdistill_core.config import input_file
+from mapdistill_core.config import input_file, number
 
 TERMS = ("relation", "feature", "head")  # the distillation terms, each weighted by its lambda
 HEAD_TARGETS = ("soft", "pseudo")
@@ -49,20 +49,20 @@ class DistillConfig:
     """
 
     teacher: str = field(metadata=input_file("checkpoints", must_exist=False))
-    relation: float = 0.1
-    feature: float = 1.0
-    head: float = 1.0
-    relation_patch: int = 4
-    temperature: float = 2.0
-    head_points: float = 5.0
+    relation: float = field(default=0.1, metadata=number(0))
+    feature: float = field(default=1.0, metadata=number(0))
+    head: float = field(default=1.0, metadata=number(0))
+    relation_patch: int = field(default=4, metadata=number(1))
+    temperature: float = field(default=2.0, metadata=number(0, low_open=True))
+    head_points: float = field(default=5.0, metadata=number(0))
     feature_adapter: bool = False
     feature_norm: bool = False
-    feature_background: float = 1.0
-    feature_dilate: int = 2
+    feature_background: float = field(default=1.0, metadata=number(0, 1))
+    feature_dilate: int = field(default=2, metadata=number(0))
     head_targets: str = "soft"
-    pseudo_threshold: float = 0.4
-    teacher_gate: float = 0.0
-    warmup_steps: int = 0
+    pseudo_threshold: float = field(default=0.4, metadata=number(0, 1, low_open=True, high_open=True))
+    teacher_gate: float = field(default=0.0, metadata=number(0))
+    warmup_steps: int = field(default=0, metadata=number(0))
     cache_teacher: bool = True
 
     def __post_init__(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mapdistill_core.config import number
 from mapdistill_core.map_elements import NUM_POINTS
 
 
@@ -25,8 +26,8 @@ class BackboneConfig:
     """
 
     block: str = "basic"
-    depths: tuple[int, ...] = (2, 2, 2, 2)
-    width: int = 64
+    depths: tuple[int, ...] = field(default=(2, 2, 2, 2), metadata=number(1))
+    width: int = field(default=64, metadata=number(1))
 
     def __post_init__(self) -> None:
         if self.block not in ("basic", "bottleneck"):
@@ -40,8 +41,8 @@ class BackboneConfig:
 class LSSConfig:
     """Lift-splat view transform: depth bins (start, stop, step) along the optical axis, metres."""
 
-    depth_bins: tuple[float, float, float] = (2.0, 50.0, 1.5)
-    z_range: tuple[float, float] = (-5.0, 5.0)
+    depth_bins: tuple[float, float, float] = field(default=(2.0, 50.0, 1.5), metadata=number())
+    z_range: tuple[float, float] = field(default=(-5.0, 5.0), metadata=number())
 
     def __post_init__(self) -> None:
         start, stop, step = self.depth_bins
@@ -58,8 +59,8 @@ class AttentionViewConfig:
     """Attention view transform (GKT-like): BEV queries at ``heights`` (m) sample a kernel of
     ``kernel_size`` x ``kernel_size`` feature pixels around their projection in each camera."""
 
-    kernel_size: int = 3
-    heights: tuple[float, ...] = (0.0,)
+    kernel_size: int = field(default=3, metadata=number(1))
+    heights: tuple[float, ...] = field(default=(0.0,), metadata=number())
 
     def __post_init__(self) -> None:
         if self.kernel_size < 1 or self.kernel_size % 2 == 0 or not self.heights:
@@ -70,9 +71,9 @@ class AttentionViewConfig:
 class LidarConfig:
     """Pillar encoder: pillars on a grid ``grid_scale`` times finer than the BEV, then a conv net."""
 
-    channels: int = 64
-    grid_scale: int = 2
-    z_range: tuple[float, float] = (-5.0, 5.0)
+    channels: int = field(default=64, metadata=number(1))
+    grid_scale: int = field(default=2, metadata=number(1))
+    z_range: tuple[float, float] = field(default=(-5.0, 5.0), metadata=number())
 
     def __post_init__(self) -> None:
         require_positive("lidar", channels=self.channels, grid_scale=self.grid_scale)
@@ -82,13 +83,13 @@ class LidarConfig:
 class DecoderConfig:
     """MapTR-style map decoder with hierarchical (instance x point) queries."""
 
-    num_queries: int = 50
-    num_points: int = NUM_POINTS
-    layers: int = 6
-    heads: int = 8
-    ffn_channels: int = 512
-    sampling_points: int = 4
-    encoder_blocks: int = 1
+    num_queries: int = field(default=50, metadata=number(1))
+    num_points: int = field(default=NUM_POINTS, metadata=number(2))
+    layers: int = field(default=6, metadata=number(1))
+    heads: int = field(default=8, metadata=number(1))
+    ffn_channels: int = field(default=512, metadata=number(1))
+    sampling_points: int = field(default=4, metadata=number(1))
+    encoder_blocks: int = field(default=1, metadata=number(0))
 
     def __post_init__(self) -> None:
         values = {k: getattr(self, k) for k in ("num_queries", "layers", "heads", "ffn_channels", "sampling_points")}
@@ -101,12 +102,12 @@ class DecoderConfig:
 class LossConfig:
     """Weights of the map losses (MapTR's defaults for the first three)."""
 
-    classification: float = 2.0
-    points: float = 5.0
-    direction: float = 0.005
-    segmentation: float = 1.0
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
+    classification: float = field(default=2.0, metadata=number(0))
+    points: float = field(default=5.0, metadata=number(0))
+    direction: float = field(default=0.005, metadata=number(0))
+    segmentation: float = field(default=1.0, metadata=number(0))
+    focal_alpha: float = field(default=0.25, metadata=number(0, 1))
+    focal_gamma: float = field(default=2.0, metadata=number(0))
 
 
 @dataclass(frozen=True)
@@ -123,13 +124,13 @@ class ModelConfig:
     """
 
     kind: str = "student"
-    image_size: tuple[int, int] = (128, 352)
+    image_size: tuple[int, int] = field(default=(128, 352), metadata=number(1))
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    neck_channels: int = 64
-    feature_stride: int = 8
+    neck_channels: int = field(default=64, metadata=number(1))
+    feature_stride: int = field(default=8, metadata=number(1))
     view_transform: str = "dual"
-    bev_size: tuple[int, int] = (80, 40)
-    bev_channels: int = 64
+    bev_size: tuple[int, int] = field(default=(80, 40), metadata=number(1))
+    bev_channels: int = field(default=64, metadata=number(1))
     lss: LSSConfig = field(default_factory=LSSConfig)
     attention: AttentionViewConfig = field(default_factory=AttentionViewConfig)
     lidar: LidarConfig | None = None

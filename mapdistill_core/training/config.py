@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mapdistill_core.config import input_file
+from mapdistill_core.config import input_file, number
 from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.models.config import ModelConfig
 
@@ -31,15 +31,15 @@ class DataConfig:
     dataset: str = "synthetic"
     world: str = field(default="config/synthetic.yaml", metadata=input_file("config"))
     root: str = "data/synthetic"
-    train_scenes: int = 0
-    val_scenes: int = 0
-    test_scenes: int = 0
-    unlabeled_scenes: int = 0
+    train_scenes: int = field(default=0, metadata=number(0))
+    val_scenes: int = field(default=0, metadata=number(0))
+    test_scenes: int = field(default=0, metadata=number(0))
+    unlabeled_scenes: int = field(default=0, metadata=number(0))
     unlabeled_labels: bool = False
-    workers: int = 0
+    workers: int = field(default=0, metadata=number(0))
     version: str = "v1.0-trainval"
     dataroot: str = "data/nuscenes"
-    lidar_sweeps: int = 1
+    lidar_sweeps: int = field(default=1, metadata=number(1))
 
     def __post_init__(self) -> None:
         if self.dataset not in ("synthetic", "nuscenes"):
@@ -66,20 +66,20 @@ class TrainConfig:
         seed: seeds weights and data order.
     """
 
-    epochs: int = 24
-    batch_size: int = 4
-    lr: float = 6e-4
-    backbone_lr_scale: float = 0.1
-    weight_decay: float = 0.01
-    warmup_steps: int = 500
-    min_lr_ratio: float = 0.001
-    grad_clip: float = 35.0
-    val_every: int = 1
-    val_samples: int = 0
-    checkpoint_every: int = 200
-    grad_share_every: int = 100
+    epochs: int = field(default=24, metadata=number(1))
+    batch_size: int = field(default=4, metadata=number(1))
+    lr: float = field(default=6e-4, metadata=number(0, low_open=True))
+    backbone_lr_scale: float = field(default=0.1, metadata=number(0))
+    weight_decay: float = field(default=0.01, metadata=number(0))
+    warmup_steps: int = field(default=500, metadata=number(0))
+    min_lr_ratio: float = field(default=0.001, metadata=number(0, 1))
+    grad_clip: float = field(default=35.0, metadata=number(0, low_open=True))
+    val_every: int = field(default=1, metadata=number(0))
+    val_samples: int = field(default=0, metadata=number(0))
+    checkpoint_every: int = field(default=200, metadata=number(1))
+    grad_share_every: int = field(default=100, metadata=number(0))
     amp: bool = True
-    seed: int = 0
+    seed: int = field(default=0, metadata=number(0))
 
 
 @dataclass(frozen=True)

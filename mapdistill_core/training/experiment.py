@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from mapdistill_core.atomic import atomic_output
 from mapdistill_core.checkpoint import read_extra, read_model_config
-from mapdistill_core.config import config_from_dict, config_to_dict, input_file, load_config
+from mapdistill_core.config import config_from_dict, config_to_dict, input_file, load_config, number
 from mapdistill_core.distill.config import TERMS, DistillConfig
 from mapdistill_core.errors import ConfigError
 from mapdistill_core.results import provenance, write_json
@@ -83,17 +83,17 @@ class ExperimentPlan:
 
     teacher: str = field(default="config/synthetic_teacher.yaml", metadata=input_file("config"))
     teacher_weights: str = field(default="", metadata=input_file("checkpoints"))
-    teacher_seeds: tuple[int, ...] = (0,)
+    teacher_seeds: tuple[int, ...] = field(default=(0,), metadata=number(0))
     student: str = field(default="config/synthetic_student.yaml", metadata=input_file("config"))
     distill: dict[str, Any] = field(default_factory=lambda: {"relation": 1.0, "feature": 1.0, "head": 1.0})
     grid: tuple[dict[str, Any], ...] = ()
-    grid_seed: int = 0
-    grid_epochs: int = 0
-    reference_seeds: tuple[int, ...] = ()
-    seeds: tuple[int, ...] = (0, 1, 2)
-    ablation_seeds: tuple[int, ...] = (0, 1)
-    long_epochs: int = 0
-    long_seeds: tuple[int, ...] = ()
+    grid_seed: int = field(default=0, metadata=number(0))
+    grid_epochs: int = field(default=0, metadata=number(0))
+    reference_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=number(0))
+    ablation_seeds: tuple[int, ...] = field(default=(0, 1), metadata=number(0))
+    long_epochs: int = field(default=0, metadata=number(0))
+    long_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
     out: str = "runs/experiment_synthetic"
     records: str = "results/synthetic_kd"
     results: str = "results/synthetic_kd.json"
@@ -101,7 +101,7 @@ class ExperimentPlan:
     checkpoints: str = "checkpoints"
     readme: str = "README.md"
     device: str = "auto"
-    parallel: int = 1
+    parallel: int = field(default=1, metadata=number(1))
 
     def __post_init__(self) -> None:
         if self.parallel < 1:

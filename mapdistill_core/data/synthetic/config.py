@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mapdistill_core.config import number
+
 SPLIT_SEED_BASE = {"train": 0, "val": 1_000_000, "test": 2_000_000, "unlabeled": 3_000_000}
 """Scene i of a split has seed SPLIT_SEED_BASE[split] + i: the splits never share a scene. The
 "unlabeled" split's drives are written without their map (``generate_split``), for training a
@@ -52,28 +54,30 @@ class SyntheticConfig:
         raster_resolution_m, raster_half_size_m: ground material raster around the ego.
     """
 
-    image_height: int = 128
-    image_width: int = 352
-    samples_per_scene: int = 40
-    sample_rate_hz: float = 2.0
-    scenes: dict[str, int] = field(default_factory=lambda: {"train": 120, "val": 12, "test": 12})
-    conditions: dict[str, float] = field(default_factory=lambda: {"day": 0.5, "dusk": 0.2, "night": 0.3})
-    terrain_relief: float = 1.0
-    hilly_fraction: float = 0.7
-    grid_size: int = 4
-    crossing_probability: float = 0.7
-    vehicle_density: float = 1.0
-    curb_height_range: tuple[float, float] = (0.10, 0.20)
-    lidar_beams: int = 32
-    lidar_azimuth_steps: int = 720
-    lidar_elevation_deg: tuple[float, float] = (-30.0, 10.0)
-    lidar_range_m: float = 70.0
-    lidar_range_noise_m: float = 0.02
-    lidar_dropout: float = 0.05
-    lidar_sweeps: int = 1
-    lidar_sweep_rate_hz: float = 20.0
-    raster_resolution_m: float = 0.08
-    raster_half_size_m: float = 60.0
+    image_height: int = field(default=128, metadata=number(16))
+    image_width: int = field(default=352, metadata=number(16))
+    samples_per_scene: int = field(default=40, metadata=number(1))
+    sample_rate_hz: float = field(default=2.0, metadata=number(0, low_open=True))
+    scenes: dict[str, int] = field(default_factory=lambda: {"train": 120, "val": 12, "test": 12}, metadata=number(0))
+    conditions: dict[str, float] = field(
+        default_factory=lambda: {"day": 0.5, "dusk": 0.2, "night": 0.3}, metadata=number(0)
+    )
+    terrain_relief: float = field(default=1.0, metadata=number(0))
+    hilly_fraction: float = field(default=0.7, metadata=number(0, 1))
+    grid_size: int = field(default=4, metadata=number(3))
+    crossing_probability: float = field(default=0.7, metadata=number(0, 1))
+    vehicle_density: float = field(default=1.0, metadata=number(0))
+    curb_height_range: tuple[float, float] = field(default=(0.10, 0.20), metadata=number(0))
+    lidar_beams: int = field(default=32, metadata=number(1))
+    lidar_azimuth_steps: int = field(default=720, metadata=number(1))
+    lidar_elevation_deg: tuple[float, float] = field(default=(-30.0, 10.0), metadata=number(-90, 90))
+    lidar_range_m: float = field(default=70.0, metadata=number(0, low_open=True))
+    lidar_range_noise_m: float = field(default=0.02, metadata=number(0))
+    lidar_dropout: float = field(default=0.05, metadata=number(0, 1, high_open=True))
+    lidar_sweeps: int = field(default=1, metadata=number(1))
+    lidar_sweep_rate_hz: float = field(default=20.0, metadata=number(0, low_open=True))
+    raster_resolution_m: float = field(default=0.08, metadata=number(0, low_open=True))
+    raster_half_size_m: float = field(default=60.0, metadata=number(0, low_open=True))
 
     def __post_init__(self) -> None:
         if self.image_height < 16 or self.image_width < 16:
