@@ -76,7 +76,17 @@ def weights_file(path: str | Path) -> Path:
         raise CheckpointError(str(e)) from None
 
 
+def _not_ours(path: Path) -> None:
+    """A model file of another kind (an ONNX model, a pickle) named where safetensors weights belong."""
+    if path.suffix.lower() == ".onnx":
+        raise CheckpointError(
+            f"{path}: is an ONNX model; run it with the onnxruntime backend (--backend onnxruntime; the node: "
+            "backend:=onnxruntime)"
+        )
+
+
 def _metadata(path: Path) -> dict[str, str]:
+    _not_ours(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return f.metadata() or {}
@@ -87,6 +97,7 @@ def _metadata(path: Path) -> dict[str, str]:
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """All tensors and the metadata of a safetensors file, with a clear error for anything else."""
     path = weights_file(path)
+    _not_ours(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}

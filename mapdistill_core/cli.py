@@ -471,8 +471,9 @@ def run(args: argparse.Namespace) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"mapdistill {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"mapdistill {args.command}: interrupted (files written so far are complete)", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        what = str(e) or "interrupted (files written so far are complete)"
+        print(f"mapdistill {args.command}: {what}", file=sys.stderr)
         return 130
 
 

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import yaml
 
 from mapdistill_core.errors import ConfigError
-from mapdistill_core.resources import resolve
+from mapdistill_core.resources import model_file_kind, resolve
 
 T = TypeVar("T")
 
@@ -141,6 +141,9 @@ def config_from_dict(cls: type[T], data: dict, source: str = "<config>", base: s
 
 def _read_yaml(path: str | Path) -> tuple[Path, Any]:
     """The config file ``path`` names (a shipped one by name, see ``resources.resolve``) and its YAML."""
+    kind = model_file_kind(path)
+    if kind is not None:
+        raise ConfigError(f"{path}: is {kind}, not a config; give a YAML config such as config/synthetic_student.yaml")
     try:
         path = Path(resolve(path, "config"))
         return path, yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -173,6 +173,11 @@ class OnnxRuntimeBackend:
         import onnxruntime
 
         path = Path(path)
+        if path.suffix.lower() == ".safetensors":
+            raise CheckpointError(
+                f"{path}: is a safetensors weights file; the onnxruntime backend runs an exported ONNX model: "
+                f"mapdistill export --weights {path} --out {path.with_suffix('.onnx').name}, then give that file"
+            )
         if not path.is_file():
             raise CheckpointError(f"{path}: no such ONNX file")
         available = onnxruntime.get_available_providers()

@@ -101,3 +101,18 @@ def resolve(value: str | Path, kind: str, base: str | Path | None = None) -> str
             pass
     looked = [str(c) for c in candidates] + ([f"the shipped {kind} files"] if name is not None else [])
     raise FileNotFoundError(f"{value}: no such file (looked for {', '.join(looked)})")
+
+
+MODEL_FILES = {
+    ".safetensors": "a safetensors weights file",
+    ".onnx": "an ONNX model",
+    ".pt": "a PyTorch pickle",
+    ".pth": "a PyTorch pickle",
+    ".ckpt": "a PyTorch pickle",
+}
+"""Name endings of model files, and what to call them in a message about the wrong kind of file."""
+
+
+def model_file_kind(path: str | Path) -> str | None:
+    """What kind of model file ``path`` names by its ending ("an ONNX model", ...), None for others."""
+    return MODEL_FILES.get(Path(path).suffix.lower())

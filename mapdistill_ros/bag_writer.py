@@ -10,10 +10,6 @@ with its sensor time, and the bag's receive time equals the header stamp.
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +17,7 @@ import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from mapdistill_core.interrupts import sigint_deferred
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.options import BAG_STORAGES
 from mapdistill_ros import messages, topics
@@ -29,32 +26,6 @@ from mapdistill_ros.typestore import MessageFactory
 STORAGES = dict(zip(BAG_STORAGES, (StoragePlugin.MCAP, StoragePlugin.SQLITE3), strict=True))
 BAG_VERSION = 8
 _INFINITE = QosTime(sec=2147483647, nsec=4294967295)
-
-
-_holding = False
-"""Whether the main thread is inside a sigint_deferred block."""
-
-
-@contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt: a record (or a
-    replayed frame's outputs) is never half-written, so the writer's close on the way out leaves a
-    readable bag. A nested block holds until the outermost ends. Only the main thread receives
-    signals; elsewhere the block runs as is."""
-    global _holding
-    if _holding or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    _holding = True
-    try:
-        yield
-    finally:
-        _holding = False
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
 
 
 def _qos(durability: QosDurability) -> Qos:

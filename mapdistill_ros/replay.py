@@ -28,12 +28,13 @@ from tqdm import tqdm
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.errors import BagError
 from mapdistill_core.inference import MapPredictor
+from mapdistill_core.interrupts import sigint_deferred
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics.maptr_json import ground_truth_document, predictions_document
 from mapdistill_core.results import provenance, write_json
 from mapdistill_ros import messages, topics
 from mapdistill_ros.bag_reader import camera_topics, open_bag
-from mapdistill_ros.bag_writer import MapBagWriter, sigint_deferred
+from mapdistill_ros.bag_writer import MapBagWriter
 from mapdistill_ros.drive_pictures import write_drive_pictures
 from mapdistill_ros.frame_sync import FrameAssembler, FrameSet
 from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache

@@ -677,3 +677,25 @@ def test_any_json_loads_or_is_a_map_file_error_naming_the_file(document, ground_
             (load_ground_truth if ground_truth else load_predictions)(path)
         except MapFileError as error:
             assert str(error).startswith(f"{path}: "), str(error)
+
+
+def test_the_wrong_kind_of_model_file_is_named_with_what_to_do(tmp_path):
+    """Weights where a config belongs, safetensors for the onnxruntime backend, an ONNX model for the
+    torch backend: each one line saying what the file is and which option or command fits it."""
+    from mapdistill_core.checkpoint import load_model
+    from mapdistill_core.config import load_config
+    from mapdistill_core.inference import MapPredictor
+    from mapdistill_core.training.config import ExperimentConfig
+
+    shipped = ROOT / "checkpoints/synthetic_student.safetensors"
+    with pytest.raises(ConfigError, match=r"student.safetensors: is a safetensors weights file, not a config"):
+        load_config(ExperimentConfig, shipped)
+    with pytest.raises(CheckpointError) as caught:
+        MapPredictor.from_checkpoint(shipped, "cpu", backend="onnxruntime")
+    assert "is a safetensors weights file; the onnxruntime backend runs an exported ONNX model: mapdistill " in str(
+        caught.value
+    ) and "--out synthetic_student.onnx" in str(caught.value)
+    onnx_file = tmp_path / "student.onnx"
+    onnx_file.write_bytes(b"\x08\x07")
+    with pytest.raises(CheckpointError, match="student.onnx: is an ONNX model; run it with the onnxruntime backend"):
+        load_model(onnx_file)

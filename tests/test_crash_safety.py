@@ -115,6 +115,33 @@ def test_sigkill_mid_epoch_then_resume_continues_the_loss_curve(tmp_path):
         assert math.isclose(loss, expected[step], rel_tol=1e-4, abs_tol=1e-5), f"step {step}"
 
 
+def test_ctrl_c_in_training_before_any_checkpoint_saves_the_state_and_resume_continues(tmp_path):
+    """No checkpoint is due for 100 steps; Ctrl-C after a few steps still keeps them: the state is
+    saved at the step reached, the message says how to continue, and --resume gives the loss curve
+    of an uninterrupted run."""
+    config_path = experiment_yaml(tmp_path, epochs=3, checkpoint_every=100)
+    config = load_config(ExperimentConfig, config_path)
+    expected = losses(Trainer(config, tmp_path / "straight", "cpu", progress=False).run())
+    run = tmp_path / "interrupted"
+    process = mapdistill("train", "--config", str(config_path), "--out", str(run), "--device", "cpu")
+    wait_for(lambda: (run / "log.jsonl").exists() and len(losses(run)) >= 3, process, "3 logged steps")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=TIMEOUT_S)
+    assert process.returncode == 130, stderr
+    reached = max(losses(run))
+    assert 3 <= reached < 12
+    assert f"mapdistill train: interrupted at step {reached}; the training state is saved in" in stderr
+    assert "run again with --resume to continue" in stderr and "Traceback" not in stderr
+    process = mapdistill("train", "--config", str(config_path), "--out", str(run), "--device", "cpu", "--resume")
+    _, stderr = process.communicate(timeout=TIMEOUT_S)
+    assert process.returncode == 0, stderr
+    assert resumed_from(run) == reached
+    curve = losses(run)
+    assert sorted(curve) == list(range(1, 13))
+    for step, loss in curve.items():
+        assert math.isclose(loss, expected[step], rel_tol=1e-4, abs_tol=1e-5), f"step {step}"
+
+
 def resumed_from(run: Path) -> int:
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     (record,) = [r for r in records if "resumed" in r]

@@ -33,6 +33,7 @@ from mapdistill_core.config import config_to_dict
 from mapdistill_core.data.batch import collate, to_device
 from mapdistill_core.distill.distiller import Distiller
 from mapdistill_core.inference import resolve_device
+from mapdistill_core.interrupts import sigint_deferred
 from mapdistill_core.models.criterion import MapCriterion
 from mapdistill_core.models.model import MapModel, build_model
 from mapdistill_core.results import provenance
@@ -45,6 +46,10 @@ LossFn = Callable[[dict, dict, MapModel, int], tuple[dict[str, torch.Tensor], di
 """(outputs, batch, model, step) -> (terms, detached parts): the loss at optimizer step ``step``
 (0-based) is the sum of the named terms ("map", or "map" plus the distillation terms); parts are
 their detached pieces, for the log."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the training state was saved at the step reached."""
 
 
 class EpochSampler(Sampler[int]):
@@ -299,7 +304,9 @@ class Trainer:
             )
 
     def run(self, resume: bool = False) -> Path:
-        """Train to the end (or ``max_steps``); returns the output folder."""
+        """Train to the end (or ``max_steps``); returns the output folder. Ctrl-C is held until the
+        step (or validation) under way ends, then the training state is saved at the step reached and
+        TrainingInterrupted raised: ``run(resume=True)`` continues from there."""
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self.resume()
@@ -307,6 +314,23 @@ class Trainer:
             (self.out / "log.jsonl").unlink(missing_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(self.config), sort_keys=False))
             self.log({"meta": provenance(out=str(self.out), world_size=self.world)})
+        try:
+            self.train_epochs()
+        except KeyboardInterrupt:
+            self.save()
+            self.log({"step": self.position["step"], "interrupted": True})
+            raise TrainingInterrupted(
+                f"interrupted at step {self.position['step']}; the training state is saved in "
+                f"{self.out / 'state.safetensors'}: run again with --resume to continue"
+            ) from None
+        if self.main:
+            save_model(self.out / "last.safetensors", self.model, {"step": self.position["step"], **self.data_metadata})
+        if self.world > 1:
+            self.log({"step": self.position["step"], "replicas_identical": replicas_identical(self.model)})
+        return self.out
+
+    def train_epochs(self) -> None:
+        """The epochs from the current position; each step and each validation ends whole (Ctrl-C waits)."""
         t = self.config.train
         done = False
         while self.position["epoch"] < t.epochs and not done:
@@ -324,34 +348,31 @@ class Trainer:
             self.model.train()
             tick = time.perf_counter()
             for batch in bar:
-                parts = self.step(batch)
-                self.position["step"] += 1
-                self.position["batch"] += 1
-                now = time.perf_counter()
-                rate = t.batch_size * self.world / (now - tick)
-                tick = now
-                lr = self.scheduler.get_last_lr()[0]
-                self.log(
-                    {"step": self.position["step"], "epoch": epoch, "lr": lr, "samples_per_s": rate, "loss": parts}
-                )
-                bar.set_postfix(loss=f"{parts['total']:.3f}")
-                if self.position["step"] % t.checkpoint_every == 0:
-                    self.save()
+                with sigint_deferred():  # the step, its log line and a due checkpoint, whole
+                    parts = self.step(batch)
+                    self.position["step"] += 1
+                    self.position["batch"] += 1
+                    now = time.perf_counter()
+                    rate = t.batch_size * self.world / (now - tick)
+                    tick = now
+                    lr = self.scheduler.get_last_lr()[0]
+                    self.log(
+                        {"step": self.position["step"], "epoch": epoch, "lr": lr, "samples_per_s": rate, "loss": parts}
+                    )
+                    bar.set_postfix(loss=f"{parts['total']:.3f}")
+                    if self.position["step"] % t.checkpoint_every == 0:
+                        self.save()
                 if self.max_steps and self.position["step"] >= self.max_steps:
                     done = True
                     break
-            if not done:
-                self.position.update(epoch=epoch + 1, batch=0)
-                if self.val_set is not None and (epoch + 1) % t.val_every == 0:
-                    self.validate(epoch + 1)
-            elif self.val_set is not None:  # cut short by max_steps: validated (and best saved) where it stops
-                self.validate(epoch + self.position["batch"] / self.steps_per_epoch)
-            self.save()
-        if self.main:
-            save_model(self.out / "last.safetensors", self.model, {"step": self.position["step"], **self.data_metadata})
-        if self.world > 1:
-            self.log({"step": self.position["step"], "replicas_identical": replicas_identical(self.model)})
-        return self.out
+            with sigint_deferred():
+                if not done:
+                    if self.val_set is not None and (epoch + 1) % t.val_every == 0:
+                        self.validate(epoch + 1)
+                    self.position.update(epoch=epoch + 1, batch=0)
+                elif self.val_set is not None:  # cut short by max_steps: validated (and best saved) where it stops
+                    self.validate(epoch + self.position["batch"] / self.steps_per_epoch)
+                self.save()
 
 
 def replicas_identical(model: torch.nn.Module) -> bool:
