@@ -196,12 +196,33 @@ def add_show_sample(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_show_sample, outputs={"out": ("file", tuple(PICTURE_FORMATS))})
 
 
+def cpu_threads(requested: int) -> tuple[int, str]:
+    """Set PyTorch's CPU thread count: ``requested``, else OMP_NUM_THREADS, else the cores this process
+    may use minus the load average (at least 1); returns it and where it came from."""
+    import os
+
+    import torch
+
+    if requested:
+        threads, why = requested, "--threads"
+    elif os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        threads, why = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads, why = cores - round(os.getloadavg()[0]), f"{cores} cores, load average {os.getloadavg()[0]:.1f}"
+    threads = max(1, threads)
+    torch.set_num_threads(threads)
+    return threads, why
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from mapdistill_core.training.config import ExperimentConfig
     from mapdistill_core.training.trainer import Trainer
 
     config = load_config(ExperimentConfig, args.config)
     out = Path(args.out) if args.out else check_output(Path("runs") / Path(args.config).stem, "folder")
+    threads, why = cpu_threads(args.threads)
+    print(f"training with {threads} CPU thread(s) ({why}; --threads N sets it)", flush=True)
     trainer = Trainer(config, out, args.device, max_steps=args.max_steps)
     trainer.run(resume=args.resume)
     if trainer.main:
@@ -224,6 +245,13 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", type=device, default="auto", help="auto (cuda if present), cpu, cuda, cuda:1 ...")
     p.add_argument(
         "--max-steps", type=int_range(0), default=0, help="stop after this many steps in total (0: all epochs)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int_range(0),
+        default=0,
+        help="CPU threads for PyTorch (default 0: OMP_NUM_THREADS if set, else the cores not busy when training "
+        "starts, from the load average); threads beyond the idle cores slow every process down",
     )
     p.set_defaults(func=cmd_train, outputs={"out": "folder"})
 

@@ -13,8 +13,19 @@ from mapdistill_core.atomic import atomic_output
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def package_version() -> str | None:
+    """The installed mapdistill's version (None when it is not installed, only on the path)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mapdistill")
+    except PackageNotFoundError:
+        return None
+
+
 def git_revision() -> str | None:
-    """The git commit of the source tree (with '-dirty' when it has changes), or None outside git."""
+    """The git commit of the source tree (with '-dirty' when it has changes); outside a git checkout
+    (a pip install) the package version, "mapdistill <version>"; None if neither is known."""
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -25,7 +36,8 @@ def git_revision() -> str | None:
         revision = git("rev-parse", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
-        return None
+        installed = package_version()
+        return None if installed is None else f"mapdistill {installed}"
     return revision + ("-dirty" if dirty else "")
 
 

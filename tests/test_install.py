@@ -70,6 +70,7 @@ def test_synthetic2bag_replay_and_evaluate_run_from_an_empty_folder(venv, tmp_pa
     assert replay.returncode == 0, replay.stderr
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["meta"]["weights"] == "checkpoints/synthetic_student.safetensors"
+    assert metrics["meta"]["git_revision"] == "mapdistill 0.1.0"  # no git checkout here: the package version
     assert metrics["metrics"]["paired"] == 2 and (tmp_path / "out" / "ground_truth.json").exists()
     generate = run(
         mapdistill, "generate", "--config", "config/synthetic_train_world.yaml", "--split", "val", "--scenes", "1",
@@ -77,6 +78,9 @@ def test_synthetic2bag_replay_and_evaluate_run_from_an_empty_folder(venv, tmp_pa
     )  # fmt: skip
     assert generate.returncode == 0, generate.stderr
     assert json.loads((tmp_path / "val" / "index.json").read_text())["config"]["image_width"] == 256
+    (tmp_path / "plan.yaml").write_text("teacher_weights: synthetic_teacher.safetensors\n")
+    report = run(mapdistill, "experiment", "--config", "plan.yaml", "--report-only", cwd=tmp_path)
+    assert report.returncode == 2 and "the report reads the records committed in a clone" in report.stderr
     missing = run(mapdistill, "replay", "bag", "--weights", "nothere.safetensors", "--out", "o", cwd=tmp_path)
     assert (
         missing.returncode == 2

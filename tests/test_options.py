@@ -3,6 +3,7 @@ written files get the usual mode."""
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,43 @@ def test_atomically_written_files_get_the_umask_mode(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o640
     assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == 0o640
+
+
+def test_train_takes_the_idle_cores_or_what_it_is_told(monkeypatch):
+    import os
+
+    import torch
+
+    from mapdistill_core.cli import cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert cpu_threads(3) == (3, "--threads") and torch.get_num_threads() == 3
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert cpu_threads(0) == (2, "OMP_NUM_THREADS")
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        monkeypatch.setattr(os, "getloadavg", lambda: (1.6, 0.0, 0.0))
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+        assert cpu_threads(0) == (2, "4 cores, load average 1.6")
+        monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+        assert cpu_threads(0)[0] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_readmes_generate_example_makes_the_split_the_training_configs_read():
+    """README's `generate` line writes the world and folder of config/synthetic_student.yaml's data."""
+    import re
+    import shlex
+
+    from mapdistill_core.config import load_config
+    from mapdistill_core.data.synthetic.config import SyntheticConfig
+    from mapdistill_core.training.config import ExperimentConfig
+
+    root = Path(__file__).resolve().parent.parent
+    (line,) = [m for m in re.findall(r"^mapdistill generate .*$", (root / "README.md").read_text(), re.M)]
+    words = shlex.split(line)
+    option = {words[i]: words[i + 1] for i in range(2, len(words) - 1) if words[i].startswith("--")}
+    data = load_config(ExperimentConfig, root / "config/synthetic_student.yaml").data
+    assert load_config(SyntheticConfig, root / option["--config"]) == load_config(SyntheticConfig, data.world)
+    assert option["--out"] == f"{data.root}/{option['--split']}" and int(option["--scenes"]) == data.train_scenes

@@ -365,8 +365,9 @@ class Experiment:
         records = {s.name: r for s in self.specs if (r := self.record(s)) is not None}
         if not records:
             raise ConfigError(
-                f"{self.records}: no finished run of {self.plan_path} yet; run "
-                f"`mapdistill experiment --config {self.plan_path}` first"
+                f"{self.records}: no record of a finished run of {self.plan_path}; the report reads the records "
+                "committed in a clone of the repository (its results/ folder, not part of a pip install): run it "
+                "there, or train the plan first (mapdistill experiment without --report-only)"
             )
         pending = [s.name for s in self.specs if s.name not in records]
         return write_report(self.plan, self.plan_path, records, pending, self.full_setting, self.architecture())
