@@ -49,8 +49,6 @@ from mapdistill_core.errors import ConfigError
 from mapdistill_core.results import provenance, write_json
 from mapdistill_core.training.config import ExperimentConfig
 
-TEACHER_FILE, STUDENT_FILE = "synthetic_teacher.safetensors", "synthetic_student.safetensors"
-
 
 @dataclass(frozen=True)
 class ExperimentPlan:
@@ -76,7 +74,8 @@ class ExperimentPlan:
         out: runs folder (weights and training state; not committed).
         records: folder of the per-run records (committed); results, table: the report (with a
             PNG of the val curves beside the table).
-        checkpoints: where the best teacher and distilled student are shipped.
+        checkpoints, teacher_file, student_file: where the best teacher and the best camera-only
+            model are shipped (checkpoints/teacher_file is the distilled runs' teacher).
         readme: a file whose benchmark markers receive the main table ("" for none).
         device: training device; parallel: training processes side by side.
     """
@@ -99,6 +98,8 @@ class ExperimentPlan:
     results: str = "results/synthetic_kd.json"
     table: str = "results/synthetic_kd.md"
     checkpoints: str = "checkpoints"
+    teacher_file: str = "synthetic_teacher.safetensors"
+    student_file: str = "synthetic_student.safetensors"
     readme: str = "README.md"
     device: str = "auto"
     parallel: int = field(default=1, metadata=number(1))
@@ -166,7 +167,7 @@ class Experiment:
         self.out, self.records = Path(plan.out), Path(plan.records)
         self.student_config = load_config(ExperimentConfig, plan.student)
         self.teacher_config = None if plan.teacher_weights else load_config(ExperimentConfig, plan.teacher)
-        self.teacher_path = Path(plan.teacher_weights or Path(plan.checkpoints) / TEACHER_FILE)
+        self.teacher_path = Path(plan.teacher_weights or Path(plan.checkpoints) / plan.teacher_file)
         self.specs = self.build_specs()
 
     # ---- the plan's runs
@@ -387,7 +388,8 @@ class Experiment:
         """After ``spec`` finished: copy its weights to the checkpoints folder if it is the best on
         val among the teachers, or among the camera-only students and distilled students."""
         rivals = ("teacher",) if spec.kind == "teacher" else ("student", "distilled")
-        target = {"teacher": TEACHER_FILE, "student": STUDENT_FILE, "distilled": STUDENT_FILE}.get(spec.kind)
+        files = {"teacher": self.plan.teacher_file, "student": self.plan.student_file}
+        target = files.get("student" if spec.kind == "distilled" else spec.kind)
         if target is None or (spec.kind == "teacher" and self.teacher_config is None):
             return
         records = [r for s in self.specs if s.kind in rivals and (r := self.record(s)) is not None]
