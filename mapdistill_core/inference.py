@@ -24,7 +24,7 @@ from mapdistill_core.errors import CheckpointError
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.models.config import ModelConfig
 from mapdistill_core.models.model import MapModel
-from mapdistill_core.options import BACKENDS, torch_only_settings
+from mapdistill_core.options import BACKENDS, TORCH_ONLY, torch_only_message
 
 ONNX_INPUTS = ("images", "intrinsics", "cam_to_ego", "camera_mask")
 ONNX_OUTPUTS = ("logits", "points")
@@ -255,9 +255,11 @@ class MapPredictor:
             cuda_graphs: torch only: replay the forward as a CUDA graph (see TorchBackend).
         """
         if backend == "onnxruntime":
-            wrong = torch_only_settings(backend, model_config=model_config, half=half, cuda_graphs=cuda_graphs)
+            wrong = torch_only_message(
+                backend, {k: k for k in TORCH_ONLY}, model_config=model_config, half=half, cuda_graphs=cuda_graphs
+            )
             if wrong:
-                raise ValueError(f"{', '.join(wrong)}: the torch backend's only; an ONNX file has its own")
+                raise ValueError(wrong)
             return cls(OnnxRuntimeBackend(path, device))
         if backend != "torch":
             raise ValueError(f"unknown inference backend {backend!r}; choose one of {BACKENDS}")

@@ -15,10 +15,16 @@ BAG_STORAGES = ("mcap", "sqlite3")  # rosbag2 storage plugins the bag writers of
 TORCH_ONLY = ("model_config", "half", "cuda_graphs")  # an exported ONNX file carries its own config and precision
 
 
-def torch_only_settings(backend: str, **settings: object) -> list[str]:
-    """The settings among ``TORCH_ONLY`` that are set (truthy) although ``backend`` is not torch: the one
-    place of that rule, for the node's parameters, replay's options and MapPredictor."""
-    return [name for name in TORCH_ONLY if settings.get(name)] if backend != "torch" else []
+def torch_only_message(backend: str, spelled: dict[str, str], **settings: object) -> str | None:
+    """The one place of the rule that ``TORCH_ONLY`` settings apply to the torch backend alone: None
+    when ``settings`` keep it, else the message, each setting spelled as the caller's user knows it
+    (``spelled``: "half" -> "--half", "parameter 'half'", ...). For the node's parameters, replay's
+    options and MapPredictor."""
+    wrong = [spelled[name] for name in TORCH_ONLY if settings.get(name)] if backend != "torch" else []
+    if not wrong:
+        return None
+    verb = "apply" if len(wrong) > 1 else "applies"
+    return f"{' and '.join(wrong)} {verb} to the torch backend only; an ONNX file has its own config and precision"
 
 
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")

@@ -12,7 +12,7 @@ from mapdistill_core.cli import build_parser, run
 from mapdistill_core.config import load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.errors import OptionError
-from mapdistill_core.options import BACKENDS, BAG_STORAGES, device, fraction, int_range, torch_only_settings
+from mapdistill_core.options import BACKENDS, BAG_STORAGES, device, fraction, int_range, torch_only_message
 from mapdistill_core.output_paths import check_output, remove_bag
 
 PICTURE_FILES = (".png", ".gif")
@@ -83,12 +83,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from mapdistill_ros.scoring import metrics_text
 
     flags = {"model_config": "--config", "half": "--half", "cuda_graphs": "--cuda-graphs"}
-    wrong = torch_only_settings(args.backend, model_config=args.config, half=args.half, cuda_graphs=args.cuda_graphs)
+    wrong = torch_only_message(
+        args.backend, flags, model_config=args.config, half=args.half, cuda_graphs=args.cuda_graphs
+    )
     if wrong:
-        verb = "apply" if len(wrong) > 1 else "applies"
-        raise OptionError(
-            f"{' and '.join(flags[w] for w in wrong)} {verb} to the torch backend; an ONNX file has its own"
-        )
+        raise OptionError(wrong)
 
     out = Path(args.out)
     check_output(out / "predictions", "bag", "--out", args.force)  # an earlier replay's bag

@@ -8,12 +8,11 @@ set``), validated like at start-up (``runtime_update``); the others are read-onl
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from mapdistill_core.data.sample import CAMERA_NAMES
-from mapdistill_core.options import BACKENDS, TORCH_ONLY, torch_only_settings
+from mapdistill_core.options import BACKENDS, DEVICE, TORCH_ONLY, torch_only_message
 from mapdistill_ros import topics
 
 NODE_NAME = "online_map_node"
@@ -97,7 +96,6 @@ PARAMETERS: tuple[Parameter, ...] = (
 )
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMETERS}
 
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 _POSITIVE = ("sync_slop_s", "queue_size", "max_frame_age_s", "marker_width", "time_jump_s")
 
 
@@ -136,9 +134,8 @@ def validate_parameters(values: dict[str, Any], source: str = "parameters") -> d
     checks = {
         "score_threshold": 0.0 <= out["score_threshold"] <= 1.0,
         "min_cameras": 1 <= out["min_cameras"] <= len(CAMERA_NAMES),
-        "device": _DEVICE.fullmatch(out["device"]) is not None,
+        "device": DEVICE.fullmatch(out["device"]) is not None,
         "backend": out["backend"] in BACKENDS,
-        **{name: False for name in torch_only_settings(out["backend"], **{k: out[k] for k in TORCH_ONLY})},
         "input_reliability": out["input_reliability"] in RELIABILITIES,
         "weights": bool(out["weights"]),
         "output_frame": bool(out["output_frame"]),
@@ -149,6 +146,11 @@ def validate_parameters(values: dict[str, Any], source: str = "parameters") -> d
         if not ok:
             p = next(p for p in PARAMETERS if p.name == name)
             raise ValueError(f"{source}: parameter '{name}' = {out[name]!r} is out of range ({p.description})")
+    wrong = torch_only_message(
+        out["backend"], {k: f"parameter '{k}'" for k in TORCH_ONLY}, **{k: out[k] for k in TORCH_ONLY}
+    )
+    if wrong:
+        raise ValueError(f"{source}: {wrong}")
     return out
 
 

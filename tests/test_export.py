@@ -153,8 +153,10 @@ def test_node_parameters_name_the_backend_and_reject_torch_only_options():
         validate_parameters({"backend": "tensorrt"})
     with pytest.raises(ValueError, match="'half'"):
         validate_parameters({"backend": "onnxruntime", "half": True})
-    with pytest.raises(ValueError, match="'cuda_graphs'"):
+    with pytest.raises(ValueError, match="'cuda_graphs'") as caught:
         validate_parameters({"backend": "onnxruntime", "cuda_graphs": True})
+    assert "parameter 'cuda_graphs' applies to the torch backend only" in str(caught.value)
+    assert "out of range" not in str(caught.value)
 
 
 def test_cuda_graphs_fall_back_to_eager_on_a_cpu_with_one_log_line(weights, caplog):

@@ -80,7 +80,29 @@ LAYERS = {
     "mapdistill_core.inference": ("mapdistill_core.training", "mapdistill_core.distill"),
     "mapdistill_core.distill": ("mapdistill_core.training",),
     "mapdistill_core.errors": ("mapdistill_core", "mapdistill_ros", "torch"),
+    "mapdistill_core.checkpoint": ("mapdistill_core.data", "mapdistill_core.training", "mapdistill_core.inference",
+                                   "mapdistill_core.distill"),
+    "mapdistill_core.plotting": ("mapdistill_core.models", "mapdistill_core.training", "mapdistill_core.inference",
+                                 "mapdistill_core.distill"),
 }  # fmt: skip
+
+BASE = ("map_elements", "polyline", "bev_grid", "config", "resources", "errors", "options", "output_paths",
+        "interrupts", "atomic", "results", "profiling")  # fmt: skip
+"""The base layer (docs/design.md): modules that import no other layer of mapdistill_core."""
+
+
+def test_the_base_layer_imports_only_the_base():
+    allowed = {f"mapdistill_core.{m}" for m in BASE}
+    offenders = []
+    for name in BASE:
+        path = ROOT / "mapdistill_core" / f"{name}.py"
+        assert path.exists(), name
+        offenders += [
+            f"{name} imports {m}"
+            for m in imported_modules(path)
+            if m.startswith("mapdistill_core") and m not in allowed
+        ]
+    assert offenders == []
 
 
 def test_imports_point_down_the_layers():

@@ -87,14 +87,3 @@ def data_metadata(dataset: Dataset) -> dict:
     if isinstance(dataset, SyntheticDataset):
         return {"world": config_to_dict(dataset.config)}
     return {}
-
-
-def first_sample(data: DataConfig, split: str):
-    """The first sample of a split, without generating the split: read from ``data.root`` when it is
-    there, else rendered (synthetic) or loaded (nuScenes)."""
-    if data.dataset == "nuscenes":
-        return build_dataset(data, split)[0]
-    folder = Path(data.root) / split
-    if (folder / INDEX_FILE).exists():
-        return SyntheticDataset(None, split, root=folder)[0]
-    return SyntheticDataset(load_config(SyntheticConfig, data.world), split, 1)[0]

@@ -12,6 +12,8 @@ SPLIT_SEED_BASE = {"train": 0, "val": 1_000_000, "test": 2_000_000, "unlabeled":
 student from the teacher alone."""
 
 MAX_SCENES_PER_SPLIT = 1_000_000
+CONDITIONS = ("day", "dusk", "night")
+"""The lighting conditions a scene is drawn from (weighted by ``SyntheticConfig.conditions``)."""
 
 
 def scene_seed(split: str, index: int) -> int:
@@ -84,7 +86,7 @@ class SyntheticConfig:
             raise ValueError("image_height and image_width must be at least 16")
         if self.samples_per_scene < 1 or self.sample_rate_hz <= 0:
             raise ValueError("samples_per_scene must be >= 1 and sample_rate_hz > 0")
-        unknown = set(self.conditions) - {"day", "dusk", "night"}
+        unknown = set(self.conditions) - set(CONDITIONS)
         if unknown or not self.conditions or min(self.conditions.values()) < 0 or sum(self.conditions.values()) <= 0:
             raise ValueError("conditions must weight some of day, dusk, night with non-negative numbers")
         unknown_splits = set(self.scenes) - set(SPLIT_SEED_BASE)

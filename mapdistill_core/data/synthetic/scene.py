@@ -14,8 +14,6 @@ import shapely
 from mapdistill_core.data.synthetic.road_network import RoadNetwork, generate_network
 from mapdistill_core.data.synthetic.terrain import Terrain
 
-CONDITIONS = ("day", "dusk", "night")
-
 
 @dataclass(frozen=True)
 class Vehicle:
