@@ -220,3 +220,19 @@ def test_the_plan_lists_the_teacher_the_long_curve_the_references_and_the_grid_b
         assert not spec.test and spec.config.train.epochs == grid[0].config.train.epochs
     assert all(s.config.distill is None for s in references)
     assert specs[0].config.data.val_scenes >= 8 and specs[0].config.data.test_scenes == 12
+
+
+def test_the_unlabelled_drive_study_has_its_control_and_its_upper_bound(tmp_path):
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text(
+        (ROOT / "config/experiment_kd.yaml").read_text() + "unlabeled_scenes: [20, 60]\nunlabeled_seeds: [0]\n"
+    )
+    experiment = Experiment(load_config(ExperimentPlan, plan_path), str(plan_path))
+    runs = {s.name: s for s in experiment.specs if s.kind in ("unlabeled", "pseudo", "upper")}
+    assert set(runs) == {f"{k}{n}-s0" for k in ("unlabeled", "pseudo", "upper") for n in (20, 60)}
+    full, control, upper = runs["unlabeled60-s0"].config, runs["pseudo60-s0"].config, runs["upper60-s0"].config
+    assert full.data.unlabeled_scenes == control.data.unlabeled_scenes == upper.data.unlabeled_scenes == 60
+    assert not full.data.unlabeled_labels and not control.data.unlabeled_labels and upper.data.unlabeled_labels
+    assert full.distill == experiment.distilled(experiment.full_setting, 0).distill
+    assert control.distill.relation == control.distill.feature == control.distill.head == 0
+    assert upper.distill is None and full.train == upper.train == control.train

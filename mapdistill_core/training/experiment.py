@@ -15,11 +15,12 @@ interrupted run from its training state (``<out>/<name>/state.safetensors``), an
 Runs go to worker processes (``parallel`` of them side by side), each holding a lock on its run
 folder; the parent shows one bar for the whole plan (with its ETA) and one per active run.
 
-The best teacher on val is shipped to ``<checkpoints>/synthetic_teacher.safetensors`` when it
-finishes (the distilled runs read it from there, checked against its record's SHA-256), and the
-best camera-only model on val among the student and distilled runs (the single-loss ablations are
-measurements, not candidates) to ``<checkpoints>/synthetic_student.safetensors``:
-what the node runs is the better of the plan's two ways of training a student, on val.
+The best teacher on val is shipped to ``<checkpoints>/<teacher_file>`` when it finishes (the
+distilled runs read it from there, checked against its record's SHA-256), and the best camera-only
+model on val among the CANDIDATES runs (student, distilled, unlabelled drives and their pseudo-label
+control; the ablations, grid, references and upper bound are measurements) to
+``<checkpoints>/<student_file>``: what the node runs is the best of the plan's ways of training a
+student, on val.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ from mapdistill_core.errors import ConfigError
 from mapdistill_core.results import provenance, write_json
 from mapdistill_core.training.config import ExperimentConfig
 
+CANDIDATES = ("student", "distilled", "unlabeled", "pseudo")
+"""Run kinds whose best on val is shipped as the camera-only model; ablations, grid, references and
+the upper bound (labels the study pretends not to have) are measurements."""
+
 
 @dataclass(frozen=True)
 class ExperimentPlan:
@@ -71,6 +76,11 @@ class ExperimentPlan:
         ablation_seeds: seeds of the ablations, each loss alone (empty: none).
         long_epochs, long_seeds: the student alone on a long schedule (val only), to show where
             its val curve flattens (0 or no seeds: none).
+        unlabeled_scenes, unlabeled_seeds: per number N of unlabelled drives and seed, three runs on
+            the student's schedule: "unlabeled<N>" (the plan's distillation, the N drives mixed in
+            without their map), "pseudo<N>" (the same drives, every lambda 0: the teacher's pseudo
+            labels alone, the control that separates more data from distillation) and "upper<N>"
+            (the same drives with their map, no teacher: what labelling them would give).
         out: runs folder (weights and training state; not committed).
         records: folder of the per-run records (committed); results, table: the report (with a
             PNG of the val curves beside the table).
@@ -93,6 +103,8 @@ class ExperimentPlan:
     ablation_seeds: tuple[int, ...] = field(default=(0, 1), metadata=number(0))
     long_epochs: int = field(default=0, metadata=number(0))
     long_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
+    unlabeled_scenes: tuple[int, ...] = field(default=(), metadata=number(1))
+    unlabeled_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
     out: str = "runs/experiment_synthetic"
     records: str = "results/synthetic_kd"
     results: str = "results/synthetic_kd.json"
@@ -183,6 +195,23 @@ class Experiment:
         config = dataclasses.replace(with_seed(self.student_config, seed), distill=distill)
         return with_epochs(config, epochs) if epochs else config
 
+    def unlabeled_runs(self, scenes: int, seed: int) -> list[RunSpec]:
+        """The unlabelled-drive study's three runs for ``scenes`` drives and ``seed`` (see the plan)."""
+        full = self.full_setting
+        control = full | {k: 0.0 for k in TERMS}
+
+        def with_drives(config: ExperimentConfig, labels: bool) -> ExperimentConfig:
+            data = dataclasses.replace(config.data, unlabeled_scenes=scenes, unlabeled_labels=labels)
+            return dataclasses.replace(config, data=data)
+
+        return [
+            RunSpec(f"unlabeled{scenes}-s{seed}", "unlabeled", seed, with_drives(self.distilled(full, seed), False),
+                    setting=full),
+            RunSpec(f"pseudo{scenes}-s{seed}", "pseudo", seed, with_drives(self.distilled(control, seed), False),
+                    setting=control),
+            RunSpec(f"upper{scenes}-s{seed}", "upper", seed, with_drives(with_seed(self.student_config, seed), True)),
+        ]  # fmt: skip
+
     def build_specs(self) -> list[RunSpec]:
         plan = self.plan
         specs = []
@@ -211,6 +240,8 @@ class Experiment:
         for seed in plan.seeds:
             specs.append(RunSpec(f"student-s{seed}", "student", seed, with_seed(self.student_config, seed)))
             specs.append(RunSpec(f"distilled-s{seed}", "distilled", seed, self.distilled(full, seed), setting=full))
+        for scenes, seed in ((n, s) for n in plan.unlabeled_scenes for s in plan.unlabeled_seeds):
+            specs += self.unlabeled_runs(scenes, seed)
         for seed in plan.ablation_seeds:
             for term in TERMS:
                 setting = full | {k: (full[k] if k == term else 0.0) for k in TERMS}
@@ -341,11 +372,12 @@ class Experiment:
     # ---- the plan (in the parent)
     def prepare_data(self) -> None:
         """Generate missing data once, before workers start (they would race to write it)."""
-        from mapdistill_core.training.datasets import build_dataset
+        from mapdistill_core.training.datasets import build_dataset, build_train_set
 
-        configs = [self.student_config] + ([self.teacher_config] if self.teacher_config else [])
-        for data in {json.dumps(config_to_dict(c.data), sort_keys=True): c.data for c in configs}.values():
-            for split in ("train", "val", "test"):
+        configs = [s.config.data for s in self.specs]
+        for data in {json.dumps(config_to_dict(d), sort_keys=True): d for d in configs}.values():
+            build_train_set(data)
+            for split in ("val", "test"):
                 build_dataset(data, split)
 
     def run(self, parallel: int | None = None) -> None:
@@ -387,9 +419,9 @@ class Experiment:
     def ship(self, spec: RunSpec) -> None:
         """After ``spec`` finished: copy its weights to the checkpoints folder if it is the best on
         val among the teachers, or among the camera-only students and distilled students."""
-        rivals = ("teacher",) if spec.kind == "teacher" else ("student", "distilled")
+        rivals = ("teacher",) if spec.kind == "teacher" else CANDIDATES
         files = {"teacher": self.plan.teacher_file, "student": self.plan.student_file}
-        target = files.get("student" if spec.kind == "distilled" else spec.kind)
+        target = files.get("student" if spec.kind in CANDIDATES else spec.kind)
         if target is None or (spec.kind == "teacher" and self.teacher_config is None):
             return
         records = [r for s in self.specs if s.kind in rivals and (r := self.record(s)) is not None]
