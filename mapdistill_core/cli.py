@@ -318,7 +318,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mapdistill_core.data.synthetic.config import SyntheticConfig
     from mapdistill_core.inference import resolve_device
     from mapdistill_core.metrics import evaluate_vectors, format_table
-    from mapdistill_core.metrics.maptr_json import ground_truth_document, predictions_document
+    from mapdistill_core.metrics.maptr_json import write_maptr_files
     from mapdistill_core.plotting import save_bev_png
     from mapdistill_core.results import provenance, write_json
     from mapdistill_core.training.config import DataConfig, ExperimentConfig
@@ -348,8 +348,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     document = result.to_dict()
     document["meta"] = provenance(weights=str(args.weights), split=args.split, samples=len(ground_truth))
     write_json(out / "metrics.json", document)
-    write_json(out / "predictions.json", predictions_document(predictions, document["meta"]))
-    write_json(out / "ground_truth.json", ground_truth_document(ground_truth))
+    write_maptr_files(out, predictions, ground_truth, document["meta"])
     tokens = list(ground_truth)
     for token in tokens[:: max(1, len(tokens) // max(1, args.pictures))][: args.pictures]:
         save_bev_png(out / f"{token}.png", predictions[token], ground_truth[token], args.score_threshold, token)

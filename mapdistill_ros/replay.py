@@ -30,7 +30,7 @@ from mapdistill_core.errors import BagError
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.interrupts import sigint_deferred
 from mapdistill_core.map_elements import MapElement
-from mapdistill_core.metrics.maptr_json import ground_truth_document, predictions_document
+from mapdistill_core.metrics.maptr_json import write_maptr_files
 from mapdistill_core.results import provenance, write_json
 from mapdistill_ros import messages, topics
 from mapdistill_ros.bag_reader import camera_topics, open_bag
@@ -241,10 +241,8 @@ def replay_bag(
         interrupted=result.interrupted,
     )
     tokens = {str(stamp): elements for stamp, elements in result.predictions.items()}
-    write_json(out / "predictions.json", predictions_document(tokens, meta))
     keyed, unscored = ground_truth_for_predictions(result.predictions, result.ground_truth)
-    if result.ground_truth:
-        write_json(out / "ground_truth.json", ground_truth_document(keyed))
+    write_maptr_files(out, tokens, keyed if result.ground_truth else {}, meta)
     metrics = metrics_document(
         meta,
         result.metrics,

@@ -177,3 +177,15 @@ def ground_truth_document(samples: dict[str, list[MapElement]]) -> dict:
             for token, elements in samples.items()
         ]
     }
+
+
+def write_maptr_files(
+    out: str | Path, predictions: dict[str, list[MapElement]], ground_truth: dict[str, list[MapElement]], meta: dict
+) -> None:
+    """``out``/predictions.json (MapTR's submission format, with ``meta``) and, when there is ground
+    truth, ``out``/ground_truth.json, keyed alike: the one writer of both files (evaluate, replay)."""
+    from mapdistill_core.results import write_json
+
+    write_json(Path(out) / "predictions.json", predictions_document(predictions, meta))
+    if ground_truth:
+        write_json(Path(out) / "ground_truth.json", ground_truth_document(ground_truth))
