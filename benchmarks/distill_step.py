@@ -25,6 +25,7 @@ from mapdistill_core.data.batch import collate
 from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.distill.distiller import Distiller
 from mapdistill_core.models.criterion import MapCriterion
+from mapdistill_core.models.matcher import build_matcher
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.datasets import build_dataset
@@ -66,7 +67,7 @@ def main() -> None:
         return model, optimizer, loss_fn
 
     variants = {
-        "student (map loss only)": variant(map_loss(MapCriterion(model_config.loss))),
+        "student (map loss only)": variant(map_loss(MapCriterion(model_config.loss, build_matcher(model_config.loss)))),
         "distilled, teacher every step": variant(
             Distiller(DistillConfig("teacher", **setting | {"cache_teacher": False}), model_config, teacher)
         ),

@@ -51,7 +51,7 @@ class ExportedModel(nn.Module):
     def forward(self, images, intrinsics, cam_to_ego, camera_mask) -> tuple[torch.Tensor, torch.Tensor]:
         batch = {"images": images.to(self.dtype), "intrinsics": intrinsics, "cam_to_ego": cam_to_ego}
         outputs = self.model({**batch, "camera_mask": camera_mask})
-        return outputs["logits"][-1].float(), outputs["points"][-1].float()
+        return outputs["logits"].float(), outputs["points"].float()
 
 
 @dataclass(frozen=True)

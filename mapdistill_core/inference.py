@@ -1,10 +1,11 @@
 """The one inference entry point: weights + config in, map elements in base_link out.
 
-Every consumer (evaluation, the ROS node, bag replay, benchmarks) goes through ``MapPredictor``,
+Every consumer of weights (evaluate, the ROS node, bag replay, benchmarks) goes through ``MapPredictor``,
 which runs one of two backends on a collated batch: ``TorchBackend`` (the MapModel in PyTorch,
 optionally float16 autocast on CUDA) or ``OnnxRuntimeBackend`` (a file written by
 ``mapdistill export``, see mapdistill_core.export). Both return the last decoder layer's class
-logits [B, Q, K] and normalized points [B, Q, Np, 2]; decoding to elements is shared.
+logits [B, Q, K] and normalized points [B, Q, Np, 2], decoded to elements by the model's own
+``models.postprocess.decode``, which evaluation during training uses on the model's outputs too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mapdistill_core.errors import CheckpointError
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.models.config import ModelConfig
 from mapdistill_core.models.model import MapModel
+from mapdistill_core.models.postprocess import decode
 from mapdistill_core.options import BACKENDS, TORCH_ONLY, torch_only_message
 
 ONNX_INPUTS = ("images", "intrinsics", "cam_to_ego", "camera_mask")
@@ -35,28 +37,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def decode(
-    logits: torch.Tensor, points: torch.Tensor, grid: BEVGrid, top_k: int | None = None
-) -> list[list[MapElement]]:
-    """Last-layer outputs -> per sample the top-k (query, class) pairs by score, as MapTR does.
-
-    Args:
-        logits: [B, Q, K]; points: [B, Q, Np, 2] normalized.
-    """
-    b, q, k = logits.shape
-    top_k = top_k or q
-    scores = logits.float().sigmoid().flatten(1)  # [B, Q * K]
-    values, index = scores.topk(min(top_k, q * k), dim=1)
-    metres = grid.denormalize(points.float())
-    out = []
-    for i in range(b):
-        labels = (index[i] % k).tolist()
-        queries = (index[i] // k).tolist()
-        pts = metres[i, queries].cpu().numpy().astype(np.float32)
-        out.append([MapElement(c, p, float(s)) for c, p, s in zip(labels, pts, values[i].tolist(), strict=True)])
-    return out
 
 
 def model_inputs(samples: list, config: ModelConfig, grid, camera_mask=None) -> dict:
@@ -141,7 +121,7 @@ class TorchBackend:
 
     def last_layer(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = self.model(inputs)
-        return outputs["logits"][-1].float(), outputs["points"][-1].float()
+        return outputs["logits"].float(), outputs["points"].float()
 
     @torch.inference_mode()
     def __call__(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -71,8 +71,8 @@ def test_each_loss_is_zero_for_a_student_equal_to_the_teacher_and_positive_other
     same = pair_queries(MATCHER, a, a)
     kl, l1 = head_loss(same, 2.0)
     # the teacher's ped_crossing predictions are closed before pairing, so only their last point differs
-    points, confidence = a["points"][-1].flatten(0, 1), a["logits"][-1].flatten(0, 1).sigmoid().amax(-1)
-    closed = a["logits"][-1].flatten(0, 1).argmax(-1) == CLASS_IDS["ped_crossing"]
+    points, confidence = a["points"].flatten(0, 1), a["logits"].flatten(0, 1).sigmoid().amax(-1)
+    closed = a["logits"].flatten(0, 1).argmax(-1) == CLASS_IDS["ped_crossing"]
     gap = (points[:, -1] - points[:, 0]).abs().sum(-1) / (2 * points.shape[1]) * closed
     assert closed.any() and not closed.all()
     assert kl == pytest.approx(0.0, abs=1e-6)
@@ -127,17 +127,17 @@ def test_pairing_follows_the_training_matcher_for_closed_shapes_given_a_shifted_
     logits = torch.full((3, 3), -4.0)
     for q, (cls, _) in enumerate(shapes):
         logits[q, cls] = 4.0
-    teacher = {"logits": [logits[None]], "points": [teacher_pts[None]], "hidden": [torch.zeros(1, 3, 20, 4)]}
+    teacher = {"logits": logits[None], "points": teacher_pts[None], "hidden": torch.zeros(1, 3, 20, 4)}
     student = {
-        "logits": [logits[order][None]],
-        "points": [student_pts[order][None]],
-        "hidden": [torch.zeros(1, 3, 20, 4)],
+        "logits": logits[order][None],
+        "points": student_pts[order][None],
+        "hidden": torch.zeros(1, 3, 20, 4),
     }
     pairs = pair_queries(MATCHER, student, teacher)
     assert torch.equal(pairs["t_logits"], pairs["s_logits"])
     assert torch.allclose(pairs["t_points"], pairs["s_points"], atol=1e-6)
     targets = element_targets([MapElement(c, p) for c, p in shapes], grid, 20)
-    rows, cols, _ = MATCHER(student["logits"][0], student["points"][0], [targets])[0]
+    rows, cols, _ = MATCHER(student["logits"], student["points"], [targets])[0]
     assert cols[rows.argsort()].tolist() == order
 
 
@@ -404,4 +404,4 @@ def test_the_teacher_cache_gives_the_teachers_outputs_without_running_it_again(t
     terms, _ = uncached(outputs, batch, student)
     cached_terms, _ = kd(outputs, batch, student)
     for name, value in terms.items():
-        assert float(cached_terms[name]) == pytest.approx(float(value), rel=1e-6), name
+        assert float(cached_terms[name].detach()) == pytest.approx(float(value.detach()), rel=1e-6), name

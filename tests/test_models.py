@@ -7,14 +7,14 @@ import torch
 from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.data.batch import collate
 from mapdistill_core.data.synthetic.sensors import camera_intrinsics, camera_to_ego
-from mapdistill_core.inference import decode
 from mapdistill_core.metrics import evaluate_vectors
 from mapdistill_core.models import view_transforms
 from mapdistill_core.models.backbone import FPN, ResNet
 from mapdistill_core.models.config import BackboneConfig, LossConfig, LSSConfig
 from mapdistill_core.models.criterion import MapCriterion
-from mapdistill_core.models.matcher import HungarianMatcher, permutation_l1
+from mapdistill_core.models.matcher import HungarianMatcher, build_matcher, permutation_l1
 from mapdistill_core.models.model import build_model
+from mapdistill_core.models.postprocess import decode
 from mapdistill_core.models.view_transforms import LiftSplat
 from mapdistill_core.polyline import polyline_permutations
 from tests.model_fixtures import STUDENT, TEACHER, samples
@@ -35,9 +35,9 @@ def test_reduced_precision_autocast_forwards_are_finite_and_close(monkeypatch, c
         with torch.autocast("cpu", dtype=dtype):
             out = model(batch)
     for key in ("logits", "points"):
-        assert torch.isfinite(out[key][-1]).all(), key
-    assert (out["logits"][-1].float() - reference["logits"][-1]).abs().max() < 0.1
-    assert (out["points"][-1].float() - reference["points"][-1]).abs().max() < 0.02
+        assert torch.isfinite(out[key]).all(), key
+    assert (out["logits"].float() - reference["logits"]).abs().max() < 0.1
+    assert (out["points"].float() - reference["points"]).abs().max() < 0.02
 
 
 def test_resnet_and_fpn_shapes():
@@ -57,10 +57,11 @@ def test_model_output_shapes(config):
     batch = collate(samples(), config.image_size, model.grid, 20)
     out = model(batch)
     q, layers = config.decoder.num_queries, config.decoder.layers
-    assert len(out["logits"]) == len(out["points"]) == len(out["hidden"]) == layers
-    assert out["logits"][-1].shape == (2, q, 3)
-    assert out["points"][-1].shape == (2, q, 20, 2)
-    assert out["hidden"][-1].shape == (2, q, 20, 32)
+    assert len(out["aux_outputs"]) == layers - 1  # DETR's form: the final layer at the top level
+    for layer in [*out["aux_outputs"], out]:
+        assert layer["logits"].shape == (2, q, 3)
+        assert layer["points"].shape == (2, q, 20, 2)
+        assert layer["hidden"].shape == (2, q, 20, 32)
     assert out["bev"].shape == (2, 32, 40, 20)
     assert [v.shape for v in out["bev_views"]] == [(2, 32, 40, 20)] * 2
     assert out["segmentation"].shape == (2, 3, 40, 20)
@@ -120,8 +121,9 @@ def test_matcher_gives_zero_cost_to_reversed_and_shifted_ground_truth():
     assert rows.tolist() == [0, 1] and cols.tolist() == [0, 1]
     assert dist[rows, cols, best].max() < 1e-6
     targets[0]["points"] = perms[:, 0]
-    outputs = {"logits": [logits], "points": [predictions[None]], "segmentation": None}
-    _, parts = MapCriterion(LossConfig(segmentation=0.0))(outputs, {"targets": targets})
+    outputs = {"logits": logits, "points": predictions[None], "aux_outputs": [], "segmentation": None}
+    config = LossConfig(segmentation=0.0)
+    _, parts = MapCriterion(config, build_matcher(config))(outputs, {"targets": targets})
     assert parts["pts"] < 1e-6 and parts["dir"] < 1e-5
 
 
@@ -152,7 +154,7 @@ def test_the_criterion_logs_each_decoder_layer_and_sums_them_with_the_config_wei
     model = build_model(STUDENT)
     batch = collate(samples(), STUDENT.image_size, model.grid, 20)
     c = STUDENT.loss
-    total, parts = MapCriterion(c)(model(batch), batch)
+    total, parts = MapCriterion(c, build_matcher(c))(model(batch), batch)
     layers = STUDENT.decoder.layers
     for name in ("cls", "pts", "dir"):
         per_layer = [parts[f"{name}_{layer}"] for layer in range(layers)]
@@ -167,7 +169,7 @@ def test_a_tiny_model_overfits_a_few_samples():
     model = build_model(STUDENT)
     data = samples()
     batch = collate(data, STUDENT.image_size, model.grid, 20)
-    criterion = MapCriterion(STUDENT.loss)
+    criterion = MapCriterion(STUDENT.loss, build_matcher(STUDENT.loss))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(160):
         loss, _ = criterion(model(batch), batch)
@@ -178,7 +180,7 @@ def test_a_tiny_model_overfits_a_few_samples():
     model.eval()
     with torch.no_grad():
         out = model(batch)
-    predictions = decode(out["logits"][-1], out["points"][-1], model.grid)
+    predictions = decode(out["logits"], out["points"], model.grid)
     result = evaluate_vectors(
         {s.token: p for s, p in zip(data, predictions, strict=True)}, {s.token: list(s.ground_truth) for s in data}
     )

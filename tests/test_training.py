@@ -208,7 +208,7 @@ def test_predictor_from_checkpoint_returns_elements_in_base_link(tmp_path):
 
 def test_decode_by_hand_top_pairs_by_sigmoid_score_and_points_in_metres():
     from mapdistill_core.bev_grid import BEVGrid
-    from mapdistill_core.inference import decode
+    from mapdistill_core.models.postprocess import decode
 
     logits = torch.tensor([[[2.0, -1.0, 0.0], [-3.0, 3.0, 1.0]]])  # sigmoid: .881 .269 .5 / .047 .953 .731
     u = torch.linspace(0, 1, 20)

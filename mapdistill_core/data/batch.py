@@ -66,28 +66,37 @@ def prepare_images(images: np.ndarray, intrinsics: np.ndarray, size: tuple[int, 
     return out.transpose(0, 3, 1, 2), scale @ intrinsics.astype(np.float32)
 
 
+def ordering_targets(labels: Sequence[int], polylines: np.ndarray) -> dict:
+    """Matching targets of labelled polylines [G, Np, 2] (normalized coordinates): the one place they
+    are built, for ground truth and for a teacher's predictions alike. A polyline whose last point is
+    its first is closed and matches from any start point in either direction, any other in either
+    direction (``polyline_permutations``); orderings are padded to 2 (Np - 1) per element."""
+    polylines = np.asarray(polylines, dtype=np.float32).reshape(len(labels), -1, 2)
+    num_points = polylines.shape[1]
+    perms = np.zeros((len(labels), 2 * (num_points - 1), num_points, 2), dtype=np.float32)
+    mask = np.zeros(perms.shape[:2], dtype=bool)
+    for g, polyline in enumerate(polylines):
+        p = polyline_permutations(polyline)
+        perms[g, : len(p)] = p
+        mask[g, : len(p)] = True
+    return {
+        "labels": torch.tensor(list(labels), dtype=torch.long),
+        "points": torch.from_numpy(polylines),
+        "permutations": torch.from_numpy(perms),
+        "permutation_mask": torch.from_numpy(mask),
+    }
+
+
 def element_targets(elements: Sequence[MapElement], grid: BEVGrid, num_points: int) -> dict:
-    """Training targets of one sample's ground truth: labels, normalized points and their permutation sets."""
-    max_perms = 2 * (num_points - 1)
-    labels, points = [], []
-    perms = np.zeros((len(elements), max_perms, num_points, 2), dtype=np.float32)
-    mask = np.zeros((len(elements), max_perms), dtype=bool)
+    """Training targets of one sample's ground truth: each element resampled to ``num_points``
+    evenly spaced points (a closed one kept exactly closed), normalized, then ``ordering_targets``."""
+    polylines = np.zeros((len(elements), num_points, 2), dtype=np.float32)
     for g, element in enumerate(elements):
         resampled = resample_polylines(element.points, num_points)
         if is_closed(element.points):
             resampled[-1] = resampled[0]
-        normalized = grid.normalize(torch.from_numpy(resampled)).numpy().clip(0, 1)
-        p = polyline_permutations(normalized)
-        perms[g, : len(p)] = p
-        mask[g, : len(p)] = True
-        labels.append(element.class_id)
-        points.append(normalized)
-    return {
-        "labels": torch.tensor(labels, dtype=torch.long),
-        "points": torch.from_numpy(np.asarray(points, dtype=np.float32).reshape(-1, num_points, 2)),
-        "permutations": torch.from_numpy(perms),
-        "permutation_mask": torch.from_numpy(mask),
-    }
+        polylines[g] = grid.normalize(torch.from_numpy(resampled)).numpy().clip(0, 1)
+    return ordering_targets([e.class_id for e in elements], polylines)
 
 
 def rasterize(elements: Sequence[MapElement], grid: BEVGrid) -> np.ndarray:

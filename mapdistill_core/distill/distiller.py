@@ -22,6 +22,7 @@ from mapdistill_core.errors import ConfigError
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.models.config import ModelConfig
 from mapdistill_core.models.criterion import MapCriterion
+from mapdistill_core.models.matcher import build_matcher
 from mapdistill_core.models.model import MapModel
 
 
@@ -68,8 +69,8 @@ class Distiller(nn.Module):
     lambda_3 head, named "map", "relation", "feature" and "head" (a term whose lambda is 0 is left
     out), the lambdas ramped up over ``warmup_steps``; ``parts`` are their detached pieces, for the
     log. Holds the frozen teacher (eval mode, no gradients) and the trainable adapters; only the
-    adapters are parameters of this module. Queries are paired with the training matcher
-    (``pair_queries``), with the student's matching weights.
+    adapters are parameters of this module. Queries are paired with the criterion's own matcher
+    (``pair_queries``, the student's matching weights).
 
     Unlabelled samples (``batch["labeled"]`` False) get the teacher's pseudo labels as their map
     targets, so L_map teaches them what the teacher sees; the pseudo head term acts on the labelled
@@ -87,7 +88,8 @@ class Distiller(nn.Module):
         adapt = config.feature_adapter or cs != ct
         self.low_adapter = nn.Conv2d(cs, ct, 1) if adapt else nn.Identity()
         self.high_adapter = nn.Linear(cs, ct) if adapt else nn.Identity()
-        self.criterion = MapCriterion(student.loss)
+        self.matcher = build_matcher(student.loss)  # the criterion's, shared with the query pairing
+        self.criterion = MapCriterion(student.loss, self.matcher)
         self.cache = TeacherCache() if config.cache_teacher else None
         self.to(next(teacher.parameters()).device)
 
@@ -108,9 +110,9 @@ class Distiller(nn.Module):
         with torch.no_grad(), torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             out = self.teacher(batch)
         confident = out["segmentation"].float().sigmoid().amax(1, keepdim=True) >= c.pseudo_threshold
-        kept = {"logits": out["logits"][-1], "points": out["points"][-1], "confident": confident}
+        kept = {"logits": out["logits"], "points": out["points"], "confident": confident}
         if c.feature > 0:
-            kept.update(hidden=out["hidden"][-1], bev=out["bev"])
+            kept.update(hidden=out["hidden"], bev=out["bev"])
         if c.relation > 0:
             kept.update(tokens_a=patch_tokens(out["bev_views"][0], c.relation_patch))
             kept.update(tokens_b=patch_tokens(out["bev_views"][1], c.relation_patch))
@@ -234,8 +236,7 @@ class Distiller(nn.Module):
         query is wrong on a labelled sample (no ground truth of its class within the gate) gets
         confidence 0, so it teaches nothing."""
         c = self.config
-        last_layer = {k: [teacher[k]] for k in ("logits", "points", "hidden") if k in teacher}
-        pairs = pair_queries(self.criterion.matcher, outputs, last_layer)
+        pairs = pair_queries(self.matcher, outputs, teacher)
         if c.teacher_gate > 0:
             right = torch.ones(teacher["logits"].shape[:2], dtype=torch.bool)
             for b in batch["labeled"].nonzero().flatten().tolist():
@@ -249,17 +250,17 @@ class Distiller(nn.Module):
         """The map criterion's classification, point and direction losses of every decoder layer
         against the pseudo labels, on the labelled samples: head_cls, head_points, head_dir."""
         labeled = batch["labeled"].nonzero().flatten()
-        zero = outputs["logits"][-1].new_zeros(()).float()
+        zero = outputs["logits"].new_zeros(()).float()
         pieces = {"head_cls": zero, "head_points": zero, "head_dir": zero}
         if len(labeled) == 0:
             return pieces
-        device = outputs["logits"][-1].device
+        device = outputs["logits"].device
         targets = [
             {k: v.to(device) for k, v in element_targets(pseudo[b], self.grid, self.num_points).items()}
             for b in labeled.tolist()
         ]
-        for logits, points in zip(outputs["logits"], outputs["points"], strict=True):
-            losses = self.criterion.layer_losses(logits[labeled], points[labeled], targets)
+        for output in [*outputs["aux_outputs"], outputs]:
+            losses = self.criterion.layer_losses(output["logits"][labeled], output["points"][labeled], targets)
             pieces["head_cls"] = pieces["head_cls"] + losses["cls"]
             pieces["head_points"] = pieces["head_points"] + losses["pts"]
             pieces["head_dir"] = pieces["head_dir"] + losses["dir"]

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from mapdistill_core.data.batch import ordering_targets
 from mapdistill_core.distill.pseudo_labels import CLOSED_CLASSES
 from mapdistill_core.models.matcher import HungarianMatcher
-from mapdistill_core.polyline import polyline_permutations
 
 
 def patch_tokens(bev: torch.Tensor, patch: int) -> torch.Tensor:
@@ -86,37 +86,32 @@ def bev_feature_loss(
 
 
 def prediction_targets(logits: torch.Tensor, points: torch.Tensor) -> list[dict]:
-    """A model's predictions in the form of matching targets (``HungarianMatcher``'s ``targets``).
-
-    Every query is an element of its most likely class; an element of a closed class is closed
-    (its last point set to its first) and, like closed ground truth, gets every cyclic shift in
-    both directions as an equivalent ordering; open elements get both directions.
+    """A model's predictions in the form of matching targets (``HungarianMatcher``'s ``targets``):
+    every query is an element of its most likely class, closed (its last point set to its first)
+    when that class is closed, and built into targets like ground truth (``ordering_targets``).
 
     Args:
         logits: [B, Q, K]; points: [B, Q, Np, 2] normalized.
 
     Returns:
-        per sample "labels" [Q], "permutations" [Q, 2 (Np - 1), Np, 2], "permutation_mask" [Q, 2 (Np - 1)].
+        per sample "labels" [Q], "points" [Q, Np, 2], "permutations" [Q, 2 (Np - 1), Np, 2],
+        "permutation_mask" [Q, 2 (Np - 1)].
     """
-    labels = logits.argmax(-1)
-    array = points.detach().float().cpu().numpy()
-    batch, queries, num_points, _ = array.shape
-    perms = np.zeros((batch, queries, 2 * (num_points - 1), num_points, 2), dtype=np.float32)
-    mask = np.zeros(perms.shape[:3], dtype=bool)
-    for b, q in np.ndindex(batch, queries):
-        element = array[b, q].copy()
-        if int(labels[b, q]) in CLOSED_CLASSES:
-            element[-1] = element[0]
-        p = polyline_permutations(element)
-        perms[b, q, : len(p)] = p
-        mask[b, q, : len(p)] = True
-    perms_t, mask_t = torch.from_numpy(perms).to(points.device), torch.from_numpy(mask).to(points.device)
-    return [{"labels": labels[b], "permutations": perms_t[b], "permutation_mask": mask_t[b]} for b in range(batch)]
+    labels = logits.argmax(-1).cpu()
+    array = points.detach().float().cpu().numpy().copy()
+    closed = np.isin(labels.numpy(), list(CLOSED_CLASSES))
+    array[closed, -1] = array[closed, 0]
+    out = []
+    for b in range(len(array)):
+        targets = ordering_targets(labels[b].tolist(), array[b])
+        out.append({k: v.to(points.device) for k, v in targets.items()})
+    return out
 
 
 def pair_queries(matcher: HungarianMatcher, student: dict, teacher: dict) -> dict:
-    """Pair every student query with a teacher query by the training matcher, the teacher's last-layer
-    predictions standing in for the ground truth (see ``prediction_targets``).
+    """Pair every student query with a teacher query by the training matcher, the teacher's final-layer
+    predictions standing in for the ground truth (see ``prediction_targets``); both dicts hold the
+    final layer's "logits", "points" and (optionally for the teacher) "hidden" at the top level.
 
     Query indices of two independently trained DETR-style decoders mean nothing, so queries are
     paired by what they predict. Returns the pairs across the batch, each [M, ...]: ``s_logits``,
@@ -124,22 +119,22 @@ def pair_queries(matcher: HungarianMatcher, student: dict, teacher: dict) -> dic
     student's), ``s_hidden``, ``t_hidden``, ``confidence`` (the teacher's top class probability) and
     ``t_index`` (the teacher query, b * Q + q); the hidden states only where ``teacher`` has them.
     """
-    targets = prediction_targets(teacher["logits"][-1], teacher["points"][-1])
-    matches = matcher(student["logits"][-1], student["points"][-1], targets)
+    targets = prediction_targets(teacher["logits"], teacher["points"])
+    matches = matcher(student["logits"], student["points"], targets)
     keys = ["s_logits", "t_logits", "s_points", "t_points", "t_index"]
     if "hidden" in teacher:
         keys += ["s_hidden", "t_hidden"]
     out = {k: [] for k in keys}
-    queries = teacher["logits"][-1].shape[1]
+    queries = teacher["logits"].shape[1]
     for b, (rows, cols, perms) in enumerate(matches):
         out["t_index"].append(b * queries + cols)
-        out["s_logits"].append(student["logits"][-1][b, rows])
-        out["t_logits"].append(teacher["logits"][-1][b, cols])
-        out["s_points"].append(student["points"][-1][b, rows])
+        out["s_logits"].append(student["logits"][b, rows])
+        out["t_logits"].append(teacher["logits"][b, cols])
+        out["s_points"].append(student["points"][b, rows])
         out["t_points"].append(targets[b]["permutations"][cols, perms])
         if "hidden" in teacher:
-            out["s_hidden"].append(student["hidden"][-1][b, rows])
-            out["t_hidden"].append(teacher["hidden"][-1][b, cols])
+            out["s_hidden"].append(student["hidden"][b, rows])
+            out["t_hidden"].append(teacher["hidden"][b, cols])
     pairs = {k: torch.cat(v) for k, v in out.items()}
     pairs["confidence"] = pairs["t_logits"].float().sigmoid().amax(-1)
     return pairs

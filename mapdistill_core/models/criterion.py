@@ -25,12 +25,12 @@ class MapCriterion:
     config's weights, plus the auxiliary BEV segmentation loss.
 
     Args:
-        config: the loss weights and the focal loss' alpha and gamma (matching uses the same).
+        config: the loss weights and the focal loss' alpha and gamma.
+        matcher: pairs queries with targets (``build_matcher(config)``: the same weights).
     """
 
-    def __init__(self, config: LossConfig):
-        self.config = config
-        self.matcher = HungarianMatcher(config.classification, config.points, config.focal_alpha, config.focal_gamma)
+    def __init__(self, config: LossConfig, matcher: HungarianMatcher):
+        self.config, self.matcher = config, matcher
 
     def loss_labels(self, logits: torch.Tensor, targets: list[dict], matches: list, num_gt: int) -> torch.Tensor:
         """Sigmoid focal loss of logits [B, Q, K]: a matched query's target is its element's class,
@@ -81,13 +81,14 @@ class MapCriterion:
 
     def __call__(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The total L_map and its detached parts: per decoder layer ``cls_<l>``, ``pts_<l>``, ``dir_<l>``
-        (l = 0 first), their sums over the layers ``cls``, ``pts``, ``dir``, ``seg`` and ``total``."""
+        (l = 0 first: ``aux_outputs`` then the final layer), their sums over the layers ``cls``,
+        ``pts``, ``dir``, ``seg`` and ``total``."""
         c = self.config
         weights = {"cls": c.classification, "pts": c.points, "dir": c.direction}
-        total = outputs["logits"][0].new_zeros(())
+        total = outputs["logits"].new_zeros(())
         parts: dict[str, torch.Tensor] = {}
-        for layer, (logits, points) in enumerate(zip(outputs["logits"], outputs["points"], strict=True)):
-            for name, value in self.layer_losses(logits, points, batch["targets"]).items():
+        for layer, output in enumerate([*outputs["aux_outputs"], outputs]):
+            for name, value in self.layer_losses(output["logits"], output["points"], batch["targets"]).items():
                 total = total + weights[name] * value
                 parts[f"{name}_{layer}"] = value.detach()
                 parts[name] = parts.get(name, 0.0) + value.detach()

@@ -80,8 +80,9 @@ class DecoderLayer(nn.Module):
 
 
 class MapDecoder(nn.Module):
-    """Outputs, per decoder layer: class logits [B, Q, K], points [B, Q, Np, 2] (normalized),
-    hidden states [B, Q, Np, C]."""
+    """Outputs in DETR's form: the final layer's class logits [B, Q, K], points [B, Q, Np, 2]
+    (normalized) and hidden states [B, Q, Np, C] at the top level, the earlier layers' in
+    ``aux_outputs`` (a list, first layer first, of dicts with the same three keys)."""
 
     def __init__(self, config: DecoderConfig, channels: int, grid: BEVGrid):
         super().__init__()
@@ -101,21 +102,19 @@ class MapDecoder(nn.Module):
         for head in self.classify:
             nn.init.constant_(head.bias, prior.item())
 
-    def forward(self, bev: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+    def forward(self, bev: torch.Tensor) -> dict:
         b = bev.shape[0]
         x = (self.instance.weight[:, None] + self.point.weight[None]).expand(b, -1, -1, -1)
         reference = self.reference(x).sigmoid()
-        logits, points, hidden = [], [], []
+        layers = []
         for layer, classify, regress in zip(self.layers, self.classify, self.regress, strict=True):
             x = layer(x, reference.detach(), bev)
             # Layer 0 refines the learned initial reference (which it trains); later layers refine
             # the previous layer's points without back-propagating into them, as in MapTR.
             refined = (inverse_sigmoid(reference) + regress(x)).sigmoid()
-            logits.append(classify(x.mean(dim=2)))
-            points.append(refined)
-            hidden.append(x)
+            layers.append({"logits": classify(x.mean(dim=2)), "points": refined, "hidden": x})
             reference = refined.detach()
-        return {"logits": logits, "points": points, "hidden": hidden}
+        return {**layers[-1], "aux_outputs": layers[:-1]}
 
 
 class MapEncoder(nn.Module):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from mapdistill_core.models.config import LossConfig
+
 
 def focal_cost(logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
     """DETR-style focal classification cost [Q, G] from logits [Q, K] and labels [G]."""
@@ -65,3 +67,8 @@ class HungarianMatcher:
             cols = torch.as_tensor(cols, dtype=torch.long, device=logits.device)
             out.append((rows, cols, best_perm[rows, cols]))
         return out
+
+
+def build_matcher(config: LossConfig) -> HungarianMatcher:
+    """The matcher of a model's losses: their classification and point weights and focal parameters."""
+    return HungarianMatcher(config.classification, config.points, config.focal_alpha, config.focal_gamma)

@@ -1,9 +1,10 @@
 """The teacher (camera + LiDAR) and the student (camera only), built by ``build_model(config)``.
 
-Both take a batch (see mapdistill_core.data.batch) and return a dict:
-    logits: list over decoder layers of [B, Q, K] class logits
-    points: list over decoder layers of [B, Q, Np, 2] points, normalized BEV coordinates
-    hidden: list over decoder layers of [B, Q, Np, C] decoder hidden states
+Both take a batch (see mapdistill_core.data.batch) and return a dict, in DETR's form:
+    logits: [B, Q, K] class logits of the final decoder layer
+    points: [B, Q, Np, 2] points of the final decoder layer, normalized BEV coordinates
+    hidden: [B, Q, Np, C] hidden states of the final decoder layer
+    aux_outputs: the earlier decoder layers, first first, each a dict of the three keys above
     bev: [B, C, X, Y] fused BEV before the map encoder ("low-level" feature for distillation)
     bev_views: the two BEV streams, each [B, C, X, Y]: (camera, LiDAR) for the teacher,
         (lift-splat, attention) for a dual-view student; None otherwise

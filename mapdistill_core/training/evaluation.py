@@ -7,10 +7,11 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from mapdistill_core.data.batch import to_device
-from mapdistill_core.inference import decode, model_inputs
+from mapdistill_core.inference import model_inputs
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics import EvalResult, evaluate_vectors
 from mapdistill_core.models.model import MapModel
+from mapdistill_core.models.postprocess import decode
 
 
 @torch.inference_mode()
@@ -27,9 +28,7 @@ def predict_dataset(
         samples = [dataset[i] for i in range(start, min(start + batch_size, count))]
         batch = to_device(model_inputs(samples, cfg, model.grid), device)
         outputs = model(batch)
-        for sample, elements in zip(
-            samples, decode(outputs["logits"][-1], outputs["points"][-1], model.grid), strict=True
-        ):
+        for sample, elements in zip(samples, decode(outputs["logits"], outputs["points"], model.grid), strict=True):
             predictions[sample.token] = elements
             ground_truth[sample.token] = list(sample.ground_truth)
     model.train(was_training)

@@ -35,6 +35,7 @@ from mapdistill_core.distill.distiller import Distiller
 from mapdistill_core.inference import resolve_device
 from mapdistill_core.interrupts import sigint_deferred
 from mapdistill_core.models.criterion import MapCriterion
+from mapdistill_core.models.matcher import build_matcher
 from mapdistill_core.models.model import MapModel, build_model
 from mapdistill_core.results import provenance
 from mapdistill_core.training.config import ExperimentConfig
@@ -198,7 +199,7 @@ class Trainer:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if loss_fn is None and config.distill is not None:
             loss_fn = Distiller.from_config(config.distill, config.model, self.device, self.amp_dtype)
-        self.loss_fn = loss_fn or map_loss(MapCriterion(config.model.loss))
+        self.loss_fn = loss_fn or map_loss(MapCriterion(config.model.loss, build_matcher(config.model.loss)))
         self.loss_module = self.loss_fn if isinstance(self.loss_fn, torch.nn.Module) else None
         self.loss_params = list(self.loss_module.parameters()) if self.loss_module is not None else []
         if self.loss_params:
