@@ -22,7 +22,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["mapdistill_core", "mapdistill_core.*", "mapdistill_ros"]),
+    packages=find_packages(include=["mapdistill_core", "mapdistill_core.*", "mapdistill_ros", "mapdistill_ros.*"]),
     install_requires=[
         "numpy>=1.24",
         "scipy>=1.10",

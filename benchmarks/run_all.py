@@ -50,8 +50,8 @@ from mapdistill_core.metrics.reference import reference_mean_ap
 from mapdistill_core.models.model import build_model
 from mapdistill_core.profiling import forward_latency_ms, median_ms
 from mapdistill_core.training.config import ExperimentConfig
-from mapdistill_ros.replay import BagReplay
-from mapdistill_ros.synthetic2bag import write_synthetic_bag
+from mapdistill_ros.bags.replay import BagReplay
+from mapdistill_ros.bags.synthetic2bag import write_synthetic_bag
 
 CONFIGS = {
     "synthetic": ("config/synthetic_student.yaml", "config/synthetic_teacher.yaml"),

@@ -29,10 +29,10 @@ from pathlib import Path
 from mapdistill_core.config import load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.inference import MapPredictor
-from mapdistill_ros.bag_reader import open_bag
-from mapdistill_ros.bag_writer import MapBagWriter
-from mapdistill_ros.replay import BagReplay
-from mapdistill_ros.synthetic2bag import write_synthetic_bag
+from mapdistill_ros.bags.bag_reader import open_bag
+from mapdistill_ros.bags.bag_writer import MapBagWriter
+from mapdistill_ros.bags.replay import BagReplay
+from mapdistill_ros.bags.synthetic2bag import write_synthetic_bag
 from mapdistill_ros.topics import image_topic
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -16,7 +16,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
 from launch import LaunchDescription
-from mapdistill_ros.lifecycle_launch import autostart
+from mapdistill_ros.nodes.lifecycle_launch import autostart
 
 SHARE = Path(get_package_share_directory("mapdistill_ros"))
 ARGUMENTS = {

@@ -26,7 +26,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from mapdistill_ros.lifecycle_launch import when_active
+from mapdistill_ros.nodes.lifecycle_launch import when_active
 
 SHARE = Path(get_package_share_directory("mapdistill_ros"))
 SETTLE_S = 3.0

@@ -19,7 +19,7 @@ PICTURE_FILES = (".png", ".gif")
 
 
 def cmd_synthetic2bag(args: argparse.Namespace) -> int:
-    from mapdistill_ros.synthetic2bag import write_synthetic_bag
+    from mapdistill_ros.bags.synthetic2bag import write_synthetic_bag
 
     world = load_config(SyntheticConfig, args.config)
     replace_bag(args)
@@ -50,7 +50,7 @@ def add_synthetic2bag(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_nuscenes2bag(args: argparse.Namespace) -> int:
-    from mapdistill_ros.nuscenes2bag import write_nuscenes_bag
+    from mapdistill_ros.bags.nuscenes2bag import write_nuscenes_bag
 
     replace_bag(args)
     counts = write_nuscenes_bag(args.dataroot, args.version, args.scene, args.out, args.storage, args.sweeps)
@@ -79,8 +79,8 @@ def add_nuscenes2bag(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from mapdistill_ros.replay import replay_bag
-    from mapdistill_ros.scoring import metrics_text
+    from mapdistill_ros.bags.replay import replay_bag
+    from mapdistill_ros.bags.scoring import metrics_text
 
     flags = {"model_config": "--config", "half": "--half", "cuda_graphs": "--cuda-graphs"}
     wrong = torch_only_message(

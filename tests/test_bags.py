@@ -14,8 +14,8 @@ from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_ros import messages, topics
-from mapdistill_ros.bag_writer import MapBagWriter
-from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, bag_samples, encode_image, write_synthetic_bag
+from mapdistill_ros.bags.bag_writer import MapBagWriter
+from mapdistill_ros.bags.synthetic2bag import LIDAR_TO_EGO, bag_samples, encode_image, write_synthetic_bag
 
 WORLD = SyntheticConfig(image_height=32, image_width=88, lidar_azimuth_steps=180, samples_per_scene=2)
 

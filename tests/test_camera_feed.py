@@ -4,10 +4,10 @@ time, too few cameras named, exactly as the node wires it (the node only adds rc
 from __future__ import annotations
 
 from mapdistill_core.data.sample import CAMERA_NAMES
-from mapdistill_ros.camera_feed import CameraFeed
-from mapdistill_ros.frame_sync import SUPERSEDED, TIME_JUMP, TOO_FEW_CAMERAS, FrameAssembler
-from mapdistill_ros.stage_timer import StageTimer, diagnostic_array
-from mapdistill_ros.typestore import MessageFactory
+from mapdistill_ros.bags.typestore import MessageFactory
+from mapdistill_ros.online.camera_feed import CameraFeed
+from mapdistill_ros.online.frame_sync import SUPERSEDED, TIME_JUMP, TOO_FEW_CAMERAS, FrameAssembler
+from mapdistill_ros.online.stage_timer import StageTimer, diagnostic_array
 
 MS = 1_000_000
 SLOP_S = 0.1
@@ -70,7 +70,7 @@ def test_the_node_routes_every_message_and_its_timer_through_the_feed():
     import ast
     from pathlib import Path
 
-    source = (Path(__file__).resolve().parents[1] / "mapdistill_ros" / "online_map_node.py").read_text()
+    source = (Path(__file__).resolve().parents[1] / "mapdistill_ros" / "nodes" / "online_map_node.py").read_text()
     calls = {ast.unparse(n.func) for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)}
     assert {"self.configured.feed.add", "self.configured.feed.expire", "c.feed.slot.get"} <= calls
     assert "self.create_timer" in calls and "self.expire_sets" in source

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mapdistill_ros import messages
-from mapdistill_ros.cloud_decoding import decode_point_cloud
-from mapdistill_ros.typestore import MessageFactory
+from mapdistill_ros.bags.typestore import MessageFactory
+from mapdistill_ros.online.cloud_decoding import decode_point_cloud
 
 F = MessageFactory()
 POINTS = np.array([[1.5, -2.0, 0.25, 7.0], [10.0, 3.0, -1.0, 255.0], [0.0, 0.0, 0.0, 0.0]], np.float32)

@@ -23,8 +23,8 @@ from mapdistill_core.config import load_config
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.trainer import Trainer
-from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS
-from mapdistill_ros.synthetic2bag import write_synthetic_bag
+from mapdistill_ros.bags.replay import NODE_ELEMENTS, NODE_MARKERS
+from mapdistill_ros.bags.synthetic2bag import write_synthetic_bag
 from mapdistill_ros.topics import GT_ELEMENTS, image_topic
 from tests.model_fixtures import STUDENT, WORLD, WORLD_YAML, experiment_yaml
 from tests.test_bags import read_bag

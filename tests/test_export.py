@@ -17,7 +17,7 @@ from mapdistill_core.export import ExportedModel, check_export, example_batch, e
 from mapdistill_core.inference import MapPredictor, OnnxRuntimeBackend, TorchBackend
 from mapdistill_core.models import view_transforms
 from mapdistill_core.models.model import build_model
-from mapdistill_ros.node_params import validate_parameters
+from mapdistill_ros.nodes.node_params import validate_parameters
 from tests.model_fixtures import STUDENT, TEACHER, samples
 
 

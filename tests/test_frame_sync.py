@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapdistill_core.data.sample import CAMERA_NAMES
-from mapdistill_ros.frame_sync import (
+from mapdistill_ros.online.frame_sync import (
     LATE,
     MISSING_REQUIRED,
     TOO_FEW_CAMERAS,

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapdistill_ros import messages
-from mapdistill_ros.image_decoding import CHANNELS, decode, decode_compressed, decode_image, intrinsics
-from mapdistill_ros.typestore import MessageFactory
+from mapdistill_ros.bags.typestore import MessageFactory
+from mapdistill_ros.online.image_decoding import CHANNELS, decode, decode_compressed, decode_image, intrinsics
 
 F = MessageFactory()
 RGB = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)

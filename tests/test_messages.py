@@ -10,7 +10,7 @@ from matplotlib.colors import to_rgba
 
 from mapdistill_core.map_elements import CLASS_COLORS, MapElement
 from mapdistill_ros import messages
-from mapdistill_ros.typestore import MessageFactory
+from mapdistill_ros.bags.typestore import MessageFactory
 
 ROOT = Path(__file__).resolve().parents[1]
 F = MessageFactory()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mapdistill_ros.node_params import (
+from mapdistill_ros.nodes.node_params import (
     DEFAULTS,
     NODE_NAME,
     PARAMETERS,

@@ -18,7 +18,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("mapdistill_ros.msg")
 
-from mapdistill_ros.spin import spin_until_shutdown  # noqa: E402
+from mapdistill_ros.nodes.spin import spin_until_shutdown  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 10

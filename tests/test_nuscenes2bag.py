@@ -8,8 +8,8 @@ import pytest
 from mapdistill_core.data.nuscenes import NuScenesSource
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_ros import messages, topics
+from mapdistill_ros.bags.nuscenes2bag import write_nuscenes_bag
 from mapdistill_ros.cli import main
-from mapdistill_ros.nuscenes2bag import write_nuscenes_bag
 from tests.nuscenes_fixture import SCENES, VERSION, build_nuscenes
 from tests.test_bags import read_bag
 

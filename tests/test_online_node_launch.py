@@ -42,9 +42,9 @@ from launch import LaunchDescription  # noqa: E402
 from mapdistill_core.checkpoint import save_model  # noqa: E402
 from mapdistill_core.export import export_onnx  # noqa: E402
 from mapdistill_core.models.model import build_model  # noqa: E402
-from mapdistill_ros.lifecycle_launch import autostart  # noqa: E402
-from mapdistill_ros.scoring import metrics_document  # noqa: E402
-from mapdistill_ros.synthetic2bag import write_synthetic_bag  # noqa: E402
+from mapdistill_ros.bags.scoring import metrics_document  # noqa: E402
+from mapdistill_ros.bags.synthetic2bag import write_synthetic_bag  # noqa: E402
+from mapdistill_ros.nodes.lifecycle_launch import autostart  # noqa: E402
 from tests.model_fixtures import STUDENT, TEACHER, WORLD  # noqa: E402
 
 WORK = Path(tempfile.mkdtemp(prefix="mapdistill-launch-"))

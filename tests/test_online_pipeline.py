@@ -7,10 +7,10 @@ import pytest
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.inference import MapPredictor
 from mapdistill_ros import messages
-from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
-from mapdistill_ros.stage_timer import StageTimer
-from mapdistill_ros.synthetic2bag import encode_image
-from mapdistill_ros.typestore import MessageFactory
+from mapdistill_ros.bags.synthetic2bag import encode_image
+from mapdistill_ros.bags.typestore import MessageFactory
+from mapdistill_ros.online.online_pipeline import OnlinePipeline, TransformCache
+from mapdistill_ros.online.stage_timer import StageTimer
 from tests.model_fixtures import STUDENT, samples
 
 F = MessageFactory()

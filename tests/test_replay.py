@@ -20,11 +20,11 @@ from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.metrics import evaluate_vectors, load_ground_truth
 from mapdistill_core.models.model import build_model
 from mapdistill_ros import topics
-from mapdistill_ros.bag_writer import MapBagWriter
+from mapdistill_ros.bags.bag_writer import MapBagWriter
+from mapdistill_ros.bags.replay import NODE_ELEMENTS, NODE_MARKERS, BagReplay, replay_bag
+from mapdistill_ros.bags.scoring import metrics_document, metrics_text
+from mapdistill_ros.bags.synthetic2bag import LIDAR_TO_EGO, bag_samples, sample_frame, write_synthetic_bag
 from mapdistill_ros.cli import main
-from mapdistill_ros.replay import NODE_ELEMENTS, NODE_MARKERS, BagReplay, replay_bag
-from mapdistill_ros.scoring import metrics_document, metrics_text
-from mapdistill_ros.synthetic2bag import LIDAR_TO_EGO, bag_samples, sample_frame, write_synthetic_bag
 from tests.model_fixtures import TEACHER, WORLD
 from tests.test_bags import read_bag
 

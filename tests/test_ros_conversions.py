@@ -15,9 +15,9 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField  # n
 from sensor_msgs_py import point_cloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from mapdistill_ros.image_decoding import CHANNELS  # noqa: E402
-from mapdistill_ros.online_pipeline import PLAIN  # noqa: E402
-from mapdistill_ros.ros_conversions import ROS  # noqa: E402
+from mapdistill_ros.nodes.ros_conversions import ROS  # noqa: E402
+from mapdistill_ros.online.image_decoding import CHANNELS  # noqa: E402
+from mapdistill_ros.online.online_pipeline import PLAIN  # noqa: E402
 
 RGB = np.random.default_rng(0).integers(0, 256, (6, 9, 3), dtype=np.uint8)
 HEADER = Header(frame_id="CAM_FRONT")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from mapdistill_core.metrics import evaluate_vectors
 from mapdistill_ros import messages
-from mapdistill_ros.scoring import StampedFrames, ground_truth_for_predictions, pair_by_stamp, score
-from mapdistill_ros.typestore import MessageFactory
+from mapdistill_ros.bags.scoring import StampedFrames, ground_truth_for_predictions, pair_by_stamp, score
+from mapdistill_ros.bags.typestore import MessageFactory
 from tests.metric_cases import hline
 
 MS = 1_000_000

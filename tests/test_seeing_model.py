@@ -16,9 +16,9 @@ from mapdistill_core.data.synthetic.world import SyntheticScene
 from mapdistill_core.inference import MapPredictor, model_inputs
 from mapdistill_core.metrics import evaluate_vectors
 from mapdistill_ros import messages
-from mapdistill_ros.online_pipeline import TransformCache
-from mapdistill_ros.replay import replay_bag
-from mapdistill_ros.synthetic2bag import bag_samples, encode_image, write_synthetic_bag
+from mapdistill_ros.bags.replay import replay_bag
+from mapdistill_ros.bags.synthetic2bag import bag_samples, encode_image, write_synthetic_bag
+from mapdistill_ros.online.online_pipeline import TransformCache
 from tests.model_fixtures import WORLD
 from tests.test_online_pipeline import STAMP, F, pipeline
 

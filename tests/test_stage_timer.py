@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from mapdistill_ros.frame_sync import SUPERSEDED, TOO_FEW_CAMERAS
-from mapdistill_ros.stage_timer import DIAGNOSTIC_NAME, STAGES, StageTimer, diagnostic_array
-from mapdistill_ros.typestore import MessageFactory
+from mapdistill_ros.bags.typestore import MessageFactory
+from mapdistill_ros.online.frame_sync import SUPERSEDED, TOO_FEW_CAMERAS
+from mapdistill_ros.online.stage_timer import DIAGNOSTIC_NAME, STAGES, StageTimer, diagnostic_array
 
 F = MessageFactory()
 

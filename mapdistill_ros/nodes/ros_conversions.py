@@ -15,8 +15,8 @@ from cv_bridge import CvBridge, CvBridgeError
 from sensor_msgs_py import point_cloud2
 from tf_transformations import quaternion_matrix
 
-from mapdistill_ros.cloud_decoding import FIELDS, check_fields
-from mapdistill_ros.online_pipeline import Conversions
+from mapdistill_ros.online.cloud_decoding import FIELDS, check_fields
+from mapdistill_ros.online.online_pipeline import Conversions
 
 _BRIDGE = CvBridge()
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from mapdistill_core.data.nuscenes import LIDAR, POINT_FIELDS, NuScenesSource
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.errors import NuScenesError
-from mapdistill_ros.bag_writer import CameraFrame, DriveFrame, MapBagWriter
+from mapdistill_ros.bags.bag_writer import CameraFrame, DriveFrame, MapBagWriter
 
 SENSORS = (*CAMERA_NAMES, LIDAR)
 

@@ -7,7 +7,7 @@ cameras that have no image, CameraInfo or transform, for a teacher move the LiDA
 MarkerArray in the output (ego) frame, stamped with the set's stamp. The stages are timed on a
 StageTimer; any error propagates to the caller. How messages become arrays is injected
 (``Conversions``): the ROS-free decoders here, or the node's cv_bridge / sensor_msgs_py /
-tf_transformations ones (mapdistill_ros.ros_conversions).
+tf_transformations ones (mapdistill_ros.nodes.ros_conversions).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
 from mapdistill_ros import messages
-from mapdistill_ros.cloud_decoding import decode_point_cloud
-from mapdistill_ros.image_decoding import decode, intrinsics
-from mapdistill_ros.stage_timer import StageTimer
+from mapdistill_ros.online.cloud_decoding import decode_point_cloud
+from mapdistill_ros.online.image_decoding import decode, intrinsics
+from mapdistill_ros.online.stage_timer import StageTimer
 from mapdistill_ros.topics import BASE_FRAME, LIDAR_FRAME
 
 

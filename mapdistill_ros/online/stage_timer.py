@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from mapdistill_ros import messages
-from mapdistill_ros.frame_sync import SUPERSEDED, TIME_JUMP
+from mapdistill_ros.online.frame_sync import SUPERSEDED, TIME_JUMP
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "publish")
 DIAGNOSTIC_NAME = "mapdistill: online map"

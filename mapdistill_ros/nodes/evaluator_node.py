@@ -2,7 +2,7 @@
 
 Collects the online node's MapElementArray and the bag's /map_gt/elements, and on shutdown (the
 replay launch file stops it when `ros2 bag play` ends) scores them with the same plain-Python code
-as `mapdistill replay` (mapdistill_ros.scoring: pairing by stamp, MapTR Chamfer AP) into
+as `mapdistill replay` (mapdistill_ros.bags.scoring: pairing by stamp, MapTR Chamfer AP) into
 ``out``/metrics.json, in replay's layout, and prints the AP table as replay does.
 """
 
@@ -18,9 +18,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from mapdistill_core.results import provenance, write_json
 from mapdistill_ros import messages, topics
+from mapdistill_ros.bags.scoring import StampedFrames, metrics_document, metrics_text, score
 from mapdistill_ros.msg import MapElementArray
-from mapdistill_ros.scoring import StampedFrames, metrics_document, metrics_text, score
-from mapdistill_ros.spin import spin_until_shutdown
+from mapdistill_ros.nodes.spin import spin_until_shutdown
 
 
 class EvaluatorNode(Node):

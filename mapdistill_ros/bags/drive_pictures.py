@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.plotting import save_bev_png
-from mapdistill_ros.scoring import pair_by_stamp
+from mapdistill_ros.bags.scoring import pair_by_stamp
 
 
 def write_drive_pictures(

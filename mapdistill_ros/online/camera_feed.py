@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mapdistill_ros.frame_sync import SUPERSEDED, TIME_JUMP, FrameAssembler, FrameSet, LatestSlot, Rewound
-from mapdistill_ros.stage_timer import StageTimer
+from mapdistill_ros.online.frame_sync import SUPERSEDED, TIME_JUMP, FrameAssembler, FrameSet, LatestSlot, Rewound
+from mapdistill_ros.online.stage_timer import StageTimer
 
 
 class CameraFeed:

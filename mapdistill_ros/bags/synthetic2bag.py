@@ -20,7 +20,7 @@ from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.data.synthetic.sensors import LIDAR_ORIGIN
 from mapdistill_core.data.synthetic.world import SyntheticScene
-from mapdistill_ros.bag_writer import CameraFrame, DriveFrame, MapBagWriter
+from mapdistill_ros.bags.bag_writer import CameraFrame, DriveFrame, MapBagWriter
 from mapdistill_ros.topics import LIDAR_FRAME
 
 LIDAR_TO_EGO = np.eye(4)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mapdistill_ros.image_decoding import message_bytes
+from mapdistill_ros.online.image_decoding import message_bytes
 
 FIELDS = ("x", "y", "z", "intensity")
 """The point fields a teacher reads, in this order."""

@@ -6,7 +6,7 @@ scans) into the FrameAssembler, and every set it gives out through OnlinePipelin
 preprocess, MapPredictor, message building).
 Offline there is no deadline, so every set is processed (the node's latest-frame-wins drop only
 applies when inference is slower than the input). Predictions are paired with /map_gt/elements by
-stamp and scored with the MapTR protocol (mapdistill_ros.scoring, shared with the live evaluator).
+stamp and scored with the MapTR protocol (mapdistill_ros.bags.scoring, shared with the live evaluator).
 
 Outputs in ``out``: ``predictions/`` (rosbag2 with the node's topics and the ground truth),
 ``predictions.json`` (MapTR submission format), ``ground_truth.json`` (MapTR's ground-truth format,
@@ -33,14 +33,14 @@ from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics.maptr_json import write_maptr_files
 from mapdistill_core.results import provenance, write_json
 from mapdistill_ros import messages, topics
-from mapdistill_ros.bag_reader import camera_topics, open_bag
-from mapdistill_ros.bag_writer import MapBagWriter
-from mapdistill_ros.drive_pictures import write_drive_pictures
-from mapdistill_ros.frame_sync import FrameAssembler, FrameSet
-from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
-from mapdistill_ros.scoring import ground_truth_for_predictions, metrics_document, score
-from mapdistill_ros.stage_timer import StageTimer
-from mapdistill_ros.typestore import MessageFactory
+from mapdistill_ros.bags.bag_reader import camera_topics, open_bag
+from mapdistill_ros.bags.bag_writer import MapBagWriter
+from mapdistill_ros.bags.drive_pictures import write_drive_pictures
+from mapdistill_ros.bags.scoring import ground_truth_for_predictions, metrics_document, score
+from mapdistill_ros.bags.typestore import MessageFactory
+from mapdistill_ros.online.frame_sync import FrameAssembler, FrameSet
+from mapdistill_ros.online.online_pipeline import OnlinePipeline, TransformCache
+from mapdistill_ros.online.stage_timer import StageTimer
 
 log = logging.getLogger("mapdistill.replay")
 

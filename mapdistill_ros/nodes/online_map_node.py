@@ -49,14 +49,14 @@ from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.errors import MapdistillError
 from mapdistill_core.inference import MapPredictor
 from mapdistill_ros import messages
-from mapdistill_ros.camera_feed import CameraFeed
-from mapdistill_ros.frame_sync import STALE, FrameAssembler, FrameSet, is_stale
 from mapdistill_ros.msg import MapElementArray
-from mapdistill_ros.node_params import NODE_NAME, PARAMETERS, runtime_update, validate_parameters
-from mapdistill_ros.online_pipeline import OnlinePipeline, TransformCache
-from mapdistill_ros.ros_conversions import ROS
-from mapdistill_ros.spin import spin_until_shutdown
-from mapdistill_ros.stage_timer import StageTimer, diagnostic_array
+from mapdistill_ros.nodes.node_params import NODE_NAME, PARAMETERS, runtime_update, validate_parameters
+from mapdistill_ros.nodes.ros_conversions import ROS
+from mapdistill_ros.nodes.spin import spin_until_shutdown
+from mapdistill_ros.online.camera_feed import CameraFeed
+from mapdistill_ros.online.frame_sync import STALE, FrameAssembler, FrameSet, is_stale
+from mapdistill_ros.online.online_pipeline import OnlinePipeline, TransformCache
+from mapdistill_ros.online.stage_timer import StageTimer, diagnostic_array
 
 LOG_THROTTLE_S = 5.0
 

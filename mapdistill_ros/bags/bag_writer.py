@@ -21,7 +21,7 @@ from mapdistill_core.interrupts import sigint_deferred
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.options import BAG_STORAGES
 from mapdistill_ros import messages, topics
-from mapdistill_ros.typestore import MessageFactory
+from mapdistill_ros.bags.typestore import MessageFactory
 
 STORAGES = dict(zip(BAG_STORAGES, (StoragePlugin.MCAP, StoragePlugin.SQLITE3), strict=True))
 BAG_VERSION = 8

@@ -1,0 +1,2 @@
+"""The rclpy nodes and their ROS-only helpers: parameters, conversions, lifecycle launch actions,
+spinning until shutdown."""
