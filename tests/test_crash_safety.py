@@ -31,6 +31,9 @@ from tests.test_bags import read_bag
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 240
+SAME_THREADS = ("--threads", str(torch.get_num_threads()))
+"""Subprocess training with this process's thread count: its losses then equal the in-process run's
+(another thread count sums in another order; train otherwise picks the idle cores)."""
 
 
 def losses(run: Path) -> dict[int, float]:
@@ -98,7 +101,7 @@ def test_sigkill_mid_epoch_then_resume_continues_the_loss_curve(tmp_path):
     assert len(expected) == 12
 
     run = tmp_path / "killed"
-    process = mapdistill("train", "--config", str(config_path), "--out", str(run), "--device", "cpu")
+    process = mapdistill("train", "--config", str(config_path), "--out", str(run), "--device", "cpu", *SAME_THREADS)
     wait_for(lambda: (run / "log.jsonl").exists() and len(losses(run)) >= 6, process, "6 logged steps")
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -123,7 +126,7 @@ def test_ctrl_c_in_training_before_any_checkpoint_saves_the_state_and_resume_con
     config = load_config(ExperimentConfig, config_path)
     expected = losses(Trainer(config, tmp_path / "straight", "cpu", progress=False).run())
     run = tmp_path / "interrupted"
-    process = mapdistill("train", "--config", str(config_path), "--out", str(run), "--device", "cpu")
+    process = mapdistill("train", "--config", str(config_path), "--out", str(run), "--device", "cpu", *SAME_THREADS)
     wait_for(lambda: (run / "log.jsonl").exists() and len(losses(run)) >= 3, process, "3 logged steps")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=TIMEOUT_S)
@@ -132,7 +135,9 @@ def test_ctrl_c_in_training_before_any_checkpoint_saves_the_state_and_resume_con
     assert 3 <= reached < 12
     assert f"mapdistill train: interrupted at step {reached}; the training state is saved in" in stderr
     assert "run again with --resume to continue" in stderr and "Traceback" not in stderr
-    process = mapdistill("train", "--config", str(config_path), "--out", str(run), "--device", "cpu", "--resume")
+    process = mapdistill(
+        "train", "--config", str(config_path), "--out", str(run), "--device", "cpu", "--resume", *SAME_THREADS
+    )
     _, stderr = process.communicate(timeout=TIMEOUT_S)
     assert process.returncode == 0, stderr
     assert resumed_from(run) == reached

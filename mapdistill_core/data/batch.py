@@ -67,11 +67,11 @@ def prepare_images(images: np.ndarray, intrinsics: np.ndarray, size: tuple[int, 
 
 
 def ordering_targets(labels: Sequence[int], polylines: np.ndarray) -> dict:
-    """Matching targets of labelled polylines [G, Np, 2] (normalized coordinates): the one place they
+    """Matching targets of labelled polylines [G, Np, 2] (normalized coordinates; G may be 0): the one place they
     are built, for ground truth and for a teacher's predictions alike. A polyline whose last point is
     its first is closed and matches from any start point in either direction, any other in either
     direction (``polyline_permutations``); orderings are padded to 2 (Np - 1) per element."""
-    polylines = np.asarray(polylines, dtype=np.float32).reshape(len(labels), -1, 2)
+    polylines = np.asarray(polylines, dtype=np.float32)
     num_points = polylines.shape[1]
     perms = np.zeros((len(labels), 2 * (num_points - 1), num_points, 2), dtype=np.float32)
     mask = np.zeros(perms.shape[:2], dtype=bool)
