@@ -150,11 +150,11 @@ def grid_text(records: dict[str, dict], plan_setting: dict) -> str:
     per seed) every setting is screened against their noise floor (``screen``); without them an
     entry with every lambda 0 is the reference, and the best setting is compared with it."""
     grid = [r for r in records.values() if r["kind"] == "grid"]
-    if not grid:
-        return "No grid run has finished yet.\n"
     references = [r for r in records.values() if r["kind"] == "reference"]
     if references:
         return screening_text(grid, references, plan_setting)
+    if not grid:
+        return "No grid run has finished yet.\n"
     reference = [r for r in grid if all(r["setting"].get(t, 0.0) == 0 for t in TERMS)]
     settings = [r for r in grid if r not in reference]
     best = max(settings, key=lambda r: r["val_mAP"]) if settings else None
@@ -199,6 +199,8 @@ def screening_text(grid: list[dict], references: list[dict], plan_setting: dict)
         "| run | setting (what differs from the plan's) | val mAP | gain | better |",
         "|---|---|---|---|---|",
     ]
+    if not grid:
+        lines.append("| (no screened setting has finished yet) | | | | |")
     for r in grid:
         verdict = screen(values, r["val_mAP"])
         lines.append(
