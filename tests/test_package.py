@@ -105,18 +105,24 @@ def test_the_base_layer_imports_only_the_base():
     assert offenders == []
 
 
-def test_imports_point_down_the_layers():
+def upward_imports(package: str, layers: dict[str, tuple[str, ...]]) -> list[str]:
+    """Every import in ``package`` of a layer above the importing module's own (``layers``: layer ->
+    the layers above it), as "module imports name"."""
     offenders = []
-    for path in sorted((ROOT / "mapdistill_core").rglob("*.py")):
+    for path in sorted((ROOT / package).rglob("*.py")):
         module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        for layer, above in LAYERS.items():
+        for layer, above in layers.items():
             if module == layer or module.startswith(layer + "."):
                 offenders += [
                     f"{module} imports {name}"
                     for name in imported_modules(path)
                     if any(name == a or name.startswith(a + ".") for a in above)
                 ]
-    assert offenders == []
+    return offenders
+
+
+def test_imports_point_down_the_layers():
+    assert upward_imports("mapdistill_core", LAYERS) == []
 
 
 def test_no_node_imports_the_offline_replay():
@@ -138,22 +144,8 @@ ROS_ROOMS = {
 }
 
 
-def module_name(path: Path) -> str:
-    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-
-
 def test_the_ros_package_rooms_point_down():
-    offenders = []
-    for path in sorted((ROOT / "mapdistill_ros").rglob("*.py")):
-        module = module_name(path)
-        for room, above in ROS_ROOMS.items():
-            if module == room or module.startswith(room + "."):
-                offenders += [
-                    f"{module} imports {name}"
-                    for name in imported_modules(path)
-                    if any(name == a or name.startswith(a + ".") for a in above)
-                ]
-    assert offenders == []
+    assert upward_imports("mapdistill_ros", ROS_ROOMS) == []
     assert {p.name for p in (ROOT / "mapdistill_ros").glob("*.py")} == {
         "__init__.py",
         "cli.py",
