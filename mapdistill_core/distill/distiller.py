@@ -137,22 +137,24 @@ class Distiller(nn.Module):
 
     def forward(self, outputs: dict, batch: dict, student: MapModel, step: int | None = None) -> tuple[dict, dict]:
         """(terms, parts) at optimizer step ``step`` (None: after the warm-up)."""
-        if not self.needs_teacher(batch):
-            map_total, map_parts = self.criterion(outputs, batch)
-            return {"map": map_total}, {f"map_{k}": v for k, v in map_parts.items()} | {"total": map_total.detach()}
-        teacher = self.teacher_outputs(batch)
-        pseudo = self.pseudo_labels(teacher, batch)
-        batch = self.with_pseudo_targets(batch, pseudo)
+        pieces = {}
+        if self.needs_teacher(batch):
+            teacher = self.teacher_outputs(batch)
+            pseudo = self.pseudo_labels(teacher, batch) if self.reads_pseudo_labels(batch) else []
+            batch = self.with_pseudo_targets(batch, pseudo)
+            pieces = self.pieces(outputs, batch, teacher, pseudo)
         map_total, map_parts = self.criterion(outputs, batch)
-        terms = {"map": map_total}
-        parts = {f"map_{k}": v for k, v in map_parts.items()}
-        pieces = self.pieces(outputs, batch, teacher, pseudo)
-        parts.update({k: v.detach() for k, v in pieces.items()})
+        terms = {"map": map_total, **self.weighted(pieces, self.config.ramp(step))}
+        parts = {f"map_{k}": v for k, v in map_parts.items()} | {k: v.detach() for k, v in pieces.items()}
         if "relation_ab" in pieces:
             parts["relation"] = (parts["relation_ab"] + parts["relation_ba"]) / 2
-        terms.update(self.weighted(pieces, self.config.ramp(step)))
         parts["total"] = sum(t.detach() for t in terms.values())
         return terms, parts
+
+    def reads_pseudo_labels(self, batch: dict) -> bool:
+        """Whether something reads the pseudo labels: the pseudo head term, or unlabelled samples' targets."""
+        c = self.config
+        return (c.head > 0 and c.head_targets == "pseudo") or not bool(batch["labeled"].all())
 
     def weighted(self, pieces: dict[str, torch.Tensor], ramp: float) -> dict[str, torch.Tensor]:
         """The distillation terms from their pieces: lambda x ramp x (the pieces' combination)."""
