@@ -24,12 +24,12 @@ from mapdistill_core.config import load_config
 from mapdistill_core.data.batch import collate
 from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.distill.distiller import Distiller
+from mapdistill_core.experiment.plan import ExperimentPlan, Plan
 from mapdistill_core.models.criterion import MapCriterion
 from mapdistill_core.models.matcher import build_matcher
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.datasets import build_dataset
-from mapdistill_core.training.experiment import Experiment, ExperimentPlan
 from mapdistill_core.training.trainer import map_loss
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     plan = load_config(ExperimentPlan, args.plan)
-    experiment = Experiment(plan, args.plan)
+    runs = Plan(plan, args.plan)
     student_config = load_config(ExperimentConfig, plan.student)
     torch.manual_seed(0)
     if args.teacher:
@@ -51,14 +51,14 @@ def main() -> None:
 
         teacher = load_model(args.teacher)[0]
     else:
-        teacher = build_model(experiment.teacher_config.model)
+        teacher = build_model(runs.teacher_config.model)
     dataset = build_dataset(student_config.data, "train")
     size = student_config.train.batch_size
     model_config = student_config.model
     grid = build_model(model_config).grid
     make = partial(collate, image_size=model_config.image_size, grid=grid, num_points=model_config.decoder.num_points)
     batches = [make([dataset[i] for i in range(b * size, (b + 1) * size)]) for b in range(args.steps)]
-    setting = {k: v for k, v in experiment.full_setting.items()}
+    setting = {k: v for k, v in runs.full_setting.items()}
 
     def variant(loss_fn):
         torch.manual_seed(0)

@@ -21,10 +21,10 @@ from mapdistill_core.config import load_config
 from mapdistill_core.data.batch import collate
 from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.distill.distiller import Distiller
+from mapdistill_core.experiment.plan import ExperimentPlan
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.datasets import build_dataset
-from mapdistill_core.training.experiment import ExperimentPlan
 from mapdistill_core.training.trainer import gradient_cosines, gradient_shares, term_gradients
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mapdistill_core.config import config_from_dict, load_config
-from mapdistill_core.errors import CheckpointError, MapdistillError, MapFileError, OptionError
+from mapdistill_core.errors import CheckpointError, MapdistillError, MapFileError, OptionError, RunError
 from mapdistill_core.options import Parser, device, fraction, int_range
 from mapdistill_core.output_paths import PICTURE_FORMATS, check_output
 
@@ -257,7 +257,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from mapdistill_core.training.experiment import Experiment, ExperimentPlan
+    from mapdistill_core.experiment.plan import ExperimentPlan
+    from mapdistill_core.experiment.runner import Experiment
 
     if args.parallel is not None and args.parallel < 1:
         raise OptionError(f"--parallel must be >= 1, got {args.parallel}")
@@ -483,8 +484,9 @@ def check_outputs(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run a parsed subcommand once its outputs are known to be writable; an input error is one line
     naming the file and field, exit code 2, and so is an OS error on a file (named as the user gave
-    it); Ctrl-C exits with 130 after the open writers have closed (bags stay readable, training state
-    and results are only ever replaced whole)."""
+    it); an experiment run that cannot go on (RunError) is one line, exit code 1; Ctrl-C exits with
+    130 after the open writers have closed (bags stay readable, training state and results are only
+    ever replaced whole)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     for package in ("mapdistill_core", "mapdistill_ros"):  # -v: our debug messages, not every library's
         logging.getLogger(package).setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -494,6 +496,9 @@ def run(args: argparse.Namespace) -> int:
     except (MapdistillError, FileExistsError, FileNotFoundError) as e:
         print(f"mapdistill {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except RunError as e:
+        print(f"mapdistill {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         print(f"mapdistill {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)

@@ -1,7 +1,8 @@
-"""The errors bad input causes, in one place.
+"""The errors bad input causes, and those of an experiment's runs, in one place.
 
-Each message names the file, key, field, topic or option at fault. ``MapdistillError`` is their
-base: the command line prints any of them as one line and exits with code 2. This module imports
+Each message names the file, key, field, topic or option at fault. ``MapdistillError`` is the base
+of bad input: the command line prints any of them as one line and exits with code 2; ``RunError`` the
+base of a run that cannot go on (exit code 1). This module imports
 nothing, so the command line can name these errors without loading torch.
 """
 
@@ -42,3 +43,21 @@ class NuScenesError(SampleFileError):
 
 class BagError(MapdistillError):
     """A bag that cannot be read or replayed (names the bag and what it lacks)."""
+
+
+class RunError(Exception):
+    """An experiment's run cannot go on, not because of bad input: the command line prints it as one
+    line and exits with code 1."""
+
+
+class RunLockedError(RunError):
+    """Another process holds the run folder's lock (it is training that run now)."""
+
+
+class RunFailedError(RunError):
+    """A run's training failed or ended without a validated checkpoint; names the run and its log."""
+
+
+class TeacherNotReadyError(RunError):
+    """A distilled run cannot start: the teacher runs have not finished, none will produce a teacher,
+    or the shipped teacher is not the weights its record names."""

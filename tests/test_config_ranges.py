@@ -14,8 +14,8 @@ import yaml
 from mapdistill_core.config import load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.errors import ConfigError
+from mapdistill_core.experiment.plan import ExperimentPlan
 from mapdistill_core.training.config import ExperimentConfig
-from mapdistill_core.training.experiment import ExperimentPlan
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOTS = (ExperimentConfig, ExperimentPlan, SyntheticConfig)

@@ -26,11 +26,11 @@ from mapdistill_core.distill.losses import (
 )
 from mapdistill_core.distill.pseudo_labels import pseudo_elements, teacher_is_right
 from mapdistill_core.errors import ConfigError
+from mapdistill_core.experiment.plan import ExperimentPlan
 from mapdistill_core.map_elements import CLASS_IDS, MapElement
 from mapdistill_core.models.matcher import HungarianMatcher
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
-from mapdistill_core.training.experiment import ExperimentPlan
 from mapdistill_core.training.trainer import Trainer, gradient_cosines, gradient_shares, term_gradients
 from tests.model_fixtures import STUDENT, TEACHER, experiment_yaml, samples
 

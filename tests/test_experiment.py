@@ -1,6 +1,7 @@
 """The distillation benchmark's plan: an existing teacher trains no teacher, runs leave records that
 a second start skips, a killed plan resumes its run from its state, and the report's statistics."""
 
+import dataclasses
 import fcntl
 import json
 import math
@@ -16,10 +17,14 @@ import torch
 
 from mapdistill_core.checkpoint import save_model
 from mapdistill_core.config import load_config
+from mapdistill_core.errors import ConfigError, MapdistillError, RunLockedError
+from mapdistill_core.experiment.plan import ExperimentPlan, Plan
+from mapdistill_core.experiment.records import RunRecord, sha256
+from mapdistill_core.experiment.report import README_BEGIN, README_END, grid_text
+from mapdistill_core.experiment.runner import Experiment
+from mapdistill_core.experiment.statistics import screen, summarize
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
-from mapdistill_core.training.experiment import Experiment, ExperimentPlan, sha256
-from mapdistill_core.training.kd_report import README_BEGIN, README_END, grid_text, screen, summarize
 from mapdistill_core.training.trainer import Trainer
 from tests.model_fixtures import TEACHER, experiment_yaml
 
@@ -139,8 +144,8 @@ def test_a_killed_plan_resumes_its_run_from_the_training_state(tmp_path):
     assert json.loads((tmp_path / "records" / "student-s0.json").read_text())["steps"] == 16
 
 
-def record(kind: str, seed: int, test_map: float) -> dict:
-    return {"kind": kind, "seed": seed, "test": {"mAP": test_map}}
+def record(kind: str, seed: int, test_map: float) -> RunRecord:
+    return RunRecord(f"{kind}-s{seed}", kind, seed, test={"mAP": test_map})
 
 
 def test_the_summary_pairs_seeds_and_measures_the_gap_by_hand():
@@ -167,20 +172,20 @@ def test_the_grid_compares_its_best_setting_with_the_reference_without_distillat
     plan = {"relation": 0.1, "feature": 1.0, "head": 1.0}
 
     def run(name, val, **changes):
-        return {"kind": "grid", "name": name, "setting": plan | changes, "val_mAP": val}
+        return RunRecord(name, "grid", 0, setting=plan | changes, val_mAP=val)
 
     grid = [
         run("grid0-s0", 0.20),
         run("grid1-s0", 0.25, feature=0.1),
         run("grid2-s0", 0.22, relation=0.0, feature=0.0, head=0.0),
     ]
-    text = grid_text({r["name"]: r for r in grid}, plan)
+    text = grid_text({r.name: r for r in grid}, plan)
     assert "| grid0-s0 | the plan's | 20.0 |" in text and "| grid1-s0 | feature 0.1 | 25.0 (best) |" in text
     assert "| grid2-s0 | relation 0.0, feature 0.0, head 0.0 | 22.0 (reference: no distillation) |" in text
     assert "**not** the grid's best" in text and "(grid1-s0, 25.0) is above the student without" in text
-    grid[2]["val_mAP"] = 0.30
+    grid[2] = dataclasses.replace(grid[2], val_mAP=0.30)
     assert "(grid1-s0, 25.0) is **not above** the student without distillation" in grid_text(
-        {r["name"]: r for r in grid}, plan
+        {r.name: r for r in grid}, plan
     )
 
 
@@ -194,11 +199,10 @@ def test_the_screening_rule_marks_a_setting_better_only_beyond_twice_the_referen
     assert screen([0.2], 0.9) == pytest.approx({"gain": 0.7, "floor": None, "better": False})
     plan = {"relation": 0.1, "feature": 1.0, "head": 1.0}
     records = {
-        f"reference-s{i}": {"kind": "reference", "name": f"reference-s{i}", "val_mAP": v}
-        for i, v in enumerate(references)
+        f"reference-s{i}": RunRecord(f"reference-s{i}", "reference", i, val_mAP=v) for i, v in enumerate(references)
     }
-    records["grid0-s0"] = {"kind": "grid", "name": "grid0-s0", "setting": plan, "val_mAP": 0.265}
-    records["grid1-s0"] = {"kind": "grid", "name": "grid1-s0", "setting": plan | {"head": 3.0}, "val_mAP": 0.259}
+    records["grid0-s0"] = RunRecord("grid0-s0", "grid", 0, setting=plan, val_mAP=0.265)
+    records["grid1-s0"] = RunRecord("grid1-s0", "grid", 0, setting=plan | {"head": 3.0}, val_mAP=0.259)
     text = grid_text(records, plan)
     assert "val mAP 22.0 ± 2.0; noise floor (twice the seed deviation) 4.0" in text
     assert "| grid0-s0 | the plan's | 26.5 | +4.5 | **yes** |" in text
@@ -207,7 +211,7 @@ def test_the_screening_rule_marks_a_setting_better_only_beyond_twice_the_referen
 
 def test_the_plan_lists_the_teacher_the_long_curve_the_references_and_the_grid_before_the_main_runs():
     plan_path = ROOT / "config/experiment_kd.yaml"
-    specs = Experiment(load_config(ExperimentPlan, plan_path), str(plan_path)).specs
+    specs = Plan(load_config(ExperimentPlan, plan_path), str(plan_path)).specs
     kinds = [s.kind for s in specs]
     assert kinds[:2] == ["teacher", "student-long"]
     assert kinds.index("grid") > kinds.index("reference") and kinds.index("student") > max(
@@ -227,12 +231,57 @@ def test_the_unlabelled_drive_study_has_its_control_and_its_upper_bound(tmp_path
     plan_path.write_text(
         (ROOT / "config/experiment_kd.yaml").read_text() + "unlabeled_scenes: [20, 60]\nunlabeled_seeds: [0]\n"
     )
-    experiment = Experiment(load_config(ExperimentPlan, plan_path), str(plan_path))
-    runs = {s.name: s for s in experiment.specs if s.kind in ("unlabeled", "pseudo", "upper")}
+    plan = Plan(load_config(ExperimentPlan, plan_path), str(plan_path))
+    runs = {s.name: s for s in plan.specs if s.kind in ("unlabeled", "pseudo", "upper")}
     assert set(runs) == {f"{k}{n}-s0" for k in ("unlabeled", "pseudo", "upper") for n in (20, 60)}
     full, control, upper = runs["unlabeled60-s0"].config, runs["pseudo60-s0"].config, runs["upper60-s0"].config
     assert full.data.unlabeled_scenes == control.data.unlabeled_scenes == upper.data.unlabeled_scenes == 60
     assert not full.data.unlabeled_labels and not control.data.unlabeled_labels and upper.data.unlabeled_labels
-    assert full.distill == experiment.distilled(experiment.full_setting, 0).distill
+    assert full.distill == plan.distilled(plan.full_setting, 0).distill
     assert control.distill.relation == control.distill.feature == control.distill.head == 0
     assert upper.distill is None and full.train == upper.train == control.train
+
+
+def test_a_committed_record_reads_back_and_writes_the_same_json(tmp_path):
+    path = ROOT / "results/kd/reference-s0.json"
+    record = RunRecord.read(path)
+    assert record.group == "reference" and record.test is None and len(record.val_curve) == 6
+    record.write(tmp_path / "copy.json")
+    assert json.loads((tmp_path / "copy.json").read_text()) == json.loads(path.read_text())
+    (tmp_path / "bad.json").write_text('{"kind": "student"}')
+    with pytest.raises(ConfigError, match=r"bad.json: not a run record \(no name, seed\)"):
+        RunRecord.read(tmp_path / "bad.json")
+
+
+def test_every_group_of_the_unlabelled_study_is_compared_with_the_student_of_its_seed():
+    """Two numbers of drives share kinds and seeds: each is its own group, paired with the student."""
+    records = [
+        record("teacher", 0, 0.40),
+        *(record("student", s, m) for s, m in ((0, 0.20), (1, 0.22))),
+        *(RunRecord(f"unlabeled20-s{s}", "unlabeled", s, test={"mAP": m}) for s, m in ((0, 0.23), (1, 0.24))),
+        *(RunRecord(f"unlabeled60-s{s}", "unlabeled", s, test={"mAP": m}) for s, m in ((0, 0.29), (1, 0.30))),
+        *(RunRecord(f"pseudo60-s{s}", "pseudo", s, test={"mAP": m}) for s, m in ((0, 0.21), (1, 0.21))),
+    ]
+    summary = summarize({r.name: r for r in records})
+    assert [k for k in summary if k.endswith("_vs_student")] == [
+        "unlabeled20_vs_student",
+        "unlabeled60_vs_student",
+        "pseudo60_vs_student",
+    ]
+    assert summary["unlabeled60"]["mAP_mean"] == pytest.approx(0.295)
+    assert summary["unlabeled60_vs_student"]["mean_difference"] == pytest.approx(0.085)
+    assert summary["unlabeled60_vs_student"]["gap_recovered"] == pytest.approx(0.085 / 0.19)
+    assert summary["pseudo60_vs_student"]["differences"] == pytest.approx({"0": 0.01, "1": -0.01})
+
+
+def test_a_run_held_by_another_process_is_a_run_error_not_bad_input(tmp_path):
+    plan = plan_files(tmp_path, epochs=1, extra="grid: []\n")
+    experiment = Experiment(load_config(ExperimentPlan, plan), str(plan))
+    folder = tmp_path / "runs" / "student-s0"
+    folder.mkdir(parents=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RunLockedError, match="another process is training student-s0"):
+            experiment.execute(experiment.plan.spec("student-s0"))
+    assert not issubclass(RunLockedError, MapdistillError)
+    assert not (folder / "log.jsonl").exists()

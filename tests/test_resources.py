@@ -9,9 +9,9 @@ import pytest
 from mapdistill_core.checkpoint import read_model_config
 from mapdistill_core.config import load_config
 from mapdistill_core.errors import CheckpointError, ConfigError
+from mapdistill_core.experiment.plan import ExperimentPlan
 from mapdistill_core.resources import resolve, shipped
 from mapdistill_core.training.config import ExperimentConfig
-from mapdistill_core.training.experiment import ExperimentPlan
 from tests.model_fixtures import WORLD_YAML
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ checkpoints (best and last weights, plus a resumable training state).
 
 Output folder:
     config.yaml          the experiment config as run
-    log.jsonl            one JSON line per step ({"step", "epoch", "lr", "loss": {...}}) and per validation
+    log.jsonl            one JSON line per step and per validation (training/run_log.py: its writer and reader)
     state.safetensors    weights, optimizer, scheduler, position, RNG (for --resume)
     last.safetensors     model weights + config metadata after the last epoch
     best.safetensors     the weights with the best validation mAP
@@ -12,7 +12,6 @@ Output folder:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -27,7 +26,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from mapdistill_core.atomic import atomic_output
 from mapdistill_core.checkpoint import save_model
 from mapdistill_core.config import config_to_dict
 from mapdistill_core.data.batch import collate, to_device
@@ -41,6 +39,7 @@ from mapdistill_core.results import provenance
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.datasets import build_dataset, build_train_set, data_metadata
 from mapdistill_core.training.evaluation import evaluate_model
+from mapdistill_core.training.run_log import RunLog
 from mapdistill_core.training.state import load_state, save_state
 
 LossFn = Callable[[dict, dict, MapModel, int], tuple[dict[str, torch.Tensor], dict]]
@@ -147,6 +146,7 @@ class Trainer:
         progress: bool = True,
     ):
         self.config, self.out, self.max_steps, self.progress = config, Path(out), max_steps, progress
+        self.run_log = RunLog(self.out)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = resolve_device(device)
@@ -217,8 +217,7 @@ class Trainer:
 
     def log(self, record: dict) -> None:
         if self.main:
-            with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            self.run_log.append(record)
 
     def save(self) -> None:
         if self.main:
@@ -237,25 +236,8 @@ class Trainer:
             raise FileNotFoundError(f"{path}: nothing to resume (no training state in {self.out})")
         self.position = load_state(path, self.model, self.optimizer, self.scheduler, self.loss_module)
         if self.main:
-            self.truncate_log(self.position["step"])
+            self.run_log.truncate(self.position["step"])
             self.log({"step": self.position["step"], "resumed": provenance(out=str(self.out), world_size=self.world)})
-
-    def truncate_log(self, step: int) -> None:
-        """Drop the log records of steps after ``step`` (a run killed after its last checkpoint logged
-        steps it will train again) and a line torn by the kill, so the resumed curve continues it."""
-        path = self.out / "log.jsonl"
-        if not path.exists():
-            return
-        kept = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("step", 0) <= step:
-                kept.append(line)
-        with atomic_output(path) as tmp:
-            tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
 
     def step(self, batch: dict) -> dict:
         batch = to_device(batch, self.device)
@@ -312,7 +294,7 @@ class Trainer:
         if resume:
             self.resume()
         elif self.main:
-            (self.out / "log.jsonl").unlink(missing_ok=True)
+            self.run_log.clear()
             (self.out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(self.config), sort_keys=False))
             self.log({"meta": provenance(out=str(self.out), world_size=self.world)})
         try:

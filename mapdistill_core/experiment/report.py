@@ -1,9 +1,10 @@
-"""The distillation benchmark's report, made from the run records alone (no weights needed).
+"""The distillation benchmark's report, rendered from the run records alone (no weights needed).
 
-It writes the results JSON, the markdown report (main table, every seed with the paired
-differences and the share of the gap recovered, the ablations, the val grid, the gradient shares
-early / middle / late, the val curves) and the main table into README between
-``<!-- synthetic_kd:begin -->`` and ``<!-- synthetic_kd:end -->``.
+It writes the results JSON, the markdown report (main table, every compared group seed by seed
+against the student with the paired differences and the share of the gap recovered, the ablations,
+the val screening, the gradient shares early / middle / late, the val curves) and the main table
+into README between ``<!-- synthetic_kd:begin -->`` and ``<!-- synthetic_kd:end -->``. The numbers
+come from ``statistics``.
 """
 
 from __future__ import annotations
@@ -12,108 +13,51 @@ import re
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from mapdistill_core.atomic import atomic_output
 from mapdistill_core.config import config_to_dict
 from mapdistill_core.distill.config import TERMS
+from mapdistill_core.experiment.plan import Plan
+from mapdistill_core.experiment.records import RunRecord
+from mapdistill_core.experiment.statistics import SCREEN_RULE, compared_order, grad_share_phases, screen, summarize
 from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.metrics import THRESHOLDS
 from mapdistill_core.results import provenance, write_json
 
 README_BEGIN, README_END = "<!-- synthetic_kd:begin -->", "<!-- synthetic_kd:end -->"
-MAIN_KINDS = ("teacher", "student", "distilled")
-NOISE_RULE = "every seed's paired difference > 0 and a two-sided paired t-test p < 0.05"
-SCREEN_RULE = "val gain over the references' mean above twice their seed standard deviation"
-
-
-def screen(reference: list[float], value: float) -> dict:
-    """A screened setting's val mAP against the reference runs' (the student alone, same schedule,
-    several seeds): its gain over their mean, the noise floor (twice their sample standard
-    deviation) and whether the gain clears it. Fewer than two references: no floor, never better."""
-    mean = float(np.mean(reference))
-    floor = 2 * float(np.std(reference, ddof=1)) if len(reference) > 1 else None
-    gain = value - mean
-    return {"gain": gain, "floor": floor, "better": floor is not None and gain > floor}
-
-
-def summarize(records: dict[str, dict]) -> dict:
-    """Test mAP per kind (mean, std, per seed), the paired student/distilled comparison and the
-    share of the teacher-student gap recovered."""
-    by_kind: dict[str, dict[int, float]] = {}
-    for record in records.values():
-        if record["test"] is not None:
-            by_kind.setdefault(record["kind"], {})[record["seed"]] = record["test"]["mAP"]
-    summary: dict = {
-        kind: {
-            "mAP_mean": float(np.mean(list(seeds.values()))),
-            "mAP_std": float(np.std(list(seeds.values()), ddof=1)) if len(seeds) > 1 else None,
-            "per_seed": {str(s): v for s, v in sorted(seeds.items())},
-        }
-        for kind, seeds in by_kind.items()
-    }
-    student, distilled = by_kind.get("student", {}), by_kind.get("distilled", {})
-    paired = sorted(set(student) & set(distilled))
-    if paired:
-        diffs = np.array([distilled[s] - student[s] for s in paired])
-        p_value = (
-            float(stats.ttest_rel([distilled[s] for s in paired], [student[s] for s in paired]).pvalue)
-            if (len(paired) > 1 and np.ptp(diffs) > 0)
-            else None
-        )
-        comparison = {
-            "seeds": paired,
-            "differences": {str(s): float(d) for s, d in zip(paired, diffs, strict=True)},
-            "mean_difference": float(diffs.mean()),
-            "std_difference": float(diffs.std(ddof=1)) if len(paired) > 1 else None,
-            "p_value": p_value,
-            "beyond_seed_noise": bool((diffs > 0).all() and p_value is not None and p_value < 0.05),
-            "rule": NOISE_RULE,
-        }
-        if "teacher" in summary:
-            teacher = summary["teacher"]["mAP_mean"]
-            s_mean = float(np.mean([student[s] for s in paired]))
-            gap = teacher - s_mean
-            comparison["teacher_mAP"] = teacher
-            comparison["gap"] = gap
-            comparison["gap_recovered"] = float(diffs.mean() / gap) if gap > 0 else None
-        summary["distilled_vs_student"] = comparison
-    return summary
-
-
-def grad_share_phases(record: dict) -> dict[str, dict]:
-    """A run's gradient shares at its first, middle and last measurement."""
-    shares = record.get("grad_share") or []
-    if not shares:
-        return {}
-    picks = {"early": shares[0], "middle": shares[len(shares) // 2], "late": shares[-1]}
-    return {phase: dict(entry) for phase, entry in picks.items()}
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{100 * value:.{digits}f}"
 
 
-def main_table(records: dict[str, dict], summary: dict, architecture: dict[str, dict]) -> str:
+def table_groups(summary: dict) -> list[str]:
+    """The groups of the main table, in order: teacher, student, the compared groups (distilled,
+    then the unlabelled study by kind and number of drives), each loss alone."""
+    groups = [g for g in summary if "mAP_mean" in summary[g]]
+    compared = sorted((g for g in groups if g not in ("teacher", "student", *TERMS)), key=compared_order)
+    return [g for g in ("teacher", "student") if g in groups] + compared + [t for t in TERMS if t in groups]
+
+
+def main_table(records: dict[str, RunRecord], summary: dict, architecture: dict[str, dict]) -> str:
     """AP per class and threshold (mean over seeds), test mAP mean ± std, val mAP and parameters."""
     keys = [f"{t:.1f}" for t in THRESHOLDS]
     head = ["model", "seeds"] + [f"{c} @{k}" for c in CLASS_NAMES for k in keys]
     head += ["test mAP", "val mAP", "params (M)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    kinds = [k for k in (*MAIN_KINDS, *TERMS) if k in summary]
-    for kind in kinds:
-        rows = [r for r in records.values() if r["kind"] == kind and r["test"] is not None]
-        cells = [kind, ", ".join(str(r["seed"]) for r in rows)]
+    for group in table_groups(summary):
+        rows = [r for r in records.values() if r.group == group and r.test is not None]
+        cells = [group, ", ".join(str(r.seed) for r in rows)]
         for c in CLASS_NAMES:
             for k in keys:
-                values = [r["test"]["AP"][c][k] for r in rows if r["test"]["AP"][c] is not None]
+                values = [r.test["AP"][c][k] for r in rows if r.test["AP"][c] is not None]
                 cells.append(_pct(float(np.mean(values))) if values else "n/a")
-        s = summary[kind]
+        s = summary[group]
         spread = f" ± {_pct(s['mAP_std'])}" if s["mAP_std"] is not None else ""
-        arch = architecture.get("teacher" if kind == "teacher" else "student", {})
+        arch = architecture.get("teacher" if group == "teacher" else "student", {})
         cells += [
             f"**{_pct(s['mAP_mean'])}**{spread}",
-            _pct(float(np.mean([r["val_mAP"] for r in rows]))),
+            _pct(float(np.mean([r.val_mAP for r in rows]))),
             f"{arch['params_m']:.2f}" if arch else "n/a",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -121,11 +65,18 @@ def main_table(records: dict[str, dict], summary: dict, architecture: dict[str, 
 
 
 def comparison_text(summary: dict) -> str:
-    c = summary.get("distilled_vs_student")
-    if c is None:
+    """Per compared group: its test mAP and the student's seed by seed, the paired statistics and
+    the share of the teacher-student gap recovered."""
+    keys = [k for k in summary if k.endswith("_vs_student")]
+    if not keys:
         return "No seed has both a student and a distilled run yet.\n"
-    lines = ["| seed | student | distilled | distilled - student |", "|---|---|---|---|"]
-    s, d = summary["student"]["per_seed"], summary["distilled"]["per_seed"]
+    return "\n".join(one_comparison(summary, key.removesuffix("_vs_student")) for key in keys)
+
+
+def one_comparison(summary: dict, group: str) -> str:
+    c = summary[f"{group}_vs_student"]
+    lines = [f"| seed | student | {group} | {group} - student |", "|---|---|---|---|"]
+    s, d = summary["student"]["per_seed"], summary[group]["per_seed"]
     for seed in c["seeds"]:
         lines.append(
             f"| {seed} | {_pct(s[str(seed)])} | {_pct(d[str(seed)])} | {100 * c['differences'][str(seed)]:+.1f} |"
@@ -133,51 +84,51 @@ def comparison_text(summary: dict) -> str:
     std = f" ± {_pct(c['std_difference'])}" if c["std_difference"] is not None else ""
     p = "n/a (fewer than 2 seeds)" if c["p_value"] is None else f"{c['p_value']:.3f}"
     text = "\n".join(lines) + "\n\n"
-    text += f"Mean paired difference {100 * c['mean_difference']:+.1f}{std} mAP over {len(c['seeds'])} seed(s); "
-    text += f"paired t-test p = {p}. "
+    text += f"{group}: mean paired difference {100 * c['mean_difference']:+.1f}{std} mAP over {len(c['seeds'])} "
+    text += f"seed(s); paired t-test p = {p}. "
     if c.get("gap_recovered") is not None:
         text += (
             f"Teacher {_pct(c['teacher_mAP'])}: the gap to the student is {_pct(c['gap'])} mAP and "
-            f"distillation recovers **{100 * c['gap_recovered']:.0f} %** of it. "
+            f"{group} recovers **{100 * c['gap_recovered']:.0f} %** of it. "
         )
     verdict = "exceeds" if c["beyond_seed_noise"] else "does not exceed"
     text += f"The gain **{verdict} seed noise** (rule: {c['rule']}).\n"
     return text
 
 
-def grid_text(records: dict[str, dict], plan_setting: dict) -> str:
+def grid_text(records: dict[str, RunRecord], plan_setting: dict) -> str:
     """The grid's val table. With reference runs (the student alone on the grid's schedule, one
     per seed) every setting is screened against their noise floor (``screen``); without them an
     entry with every lambda 0 is the reference, and the best setting is compared with it."""
-    grid = [r for r in records.values() if r["kind"] == "grid"]
-    references = [r for r in records.values() if r["kind"] == "reference"]
+    grid = [r for r in records.values() if r.kind == "grid"]
+    references = [r for r in records.values() if r.kind == "reference"]
     if references:
         return screening_text(grid, references, plan_setting)
     if not grid:
         return "No grid run has finished yet.\n"
-    reference = [r for r in grid if all(r["setting"].get(t, 0.0) == 0 for t in TERMS)]
+    reference = [r for r in grid if all(r.setting.get(t, 0.0) == 0 for t in TERMS)]
     settings = [r for r in grid if r not in reference]
-    best = max(settings, key=lambda r: r["val_mAP"]) if settings else None
+    best = max(settings, key=lambda r: r.val_mAP) if settings else None
     lines = ["| run | setting (what differs from the plan's) | val mAP |", "|---|---|---|"]
     for r in grid:
-        changed = {k: v for k, v in r["setting"].items() if plan_setting.get(k) != v}
+        changed = {k: v for k, v in r.setting.items() if plan_setting.get(k) != v}
         setting = ", ".join(f"{k} {v}" for k, v in changed.items()) or "the plan's"
         mark = " (best)" if r is best else " (reference: no distillation)" if r in reference else ""
-        lines.append(f"| {r['name']} | {setting} | {_pct(r['val_mAP'])}{mark} |")
+        lines.append(f"| {r.name} | {setting} | {_pct(r.val_mAP)}{mark} |")
     text = "\n".join(lines) + "\n"
     if best is None:
         return text
     notes = [
         "The plan's distillation setting is the best on val."
-        if best["setting"] == plan_setting
+        if best.setting == plan_setting
         else "The plan's distillation setting is **not** the grid's best on val; the main runs use the plan's."
     ]
     if reference:
         ref = reference[0]
-        verdict = "above" if best["val_mAP"] > ref["val_mAP"] else "**not above**"
+        verdict = "above" if best.val_mAP > ref.val_mAP else "**not above**"
         notes.append(
-            f"The best setting ({best['name']}, {_pct(best['val_mAP'])}) is {verdict} the student without "
-            f"distillation on the same schedule ({ref['name']}, {_pct(ref['val_mAP'])})."
+            f"The best setting ({best.name}, {_pct(best.val_mAP)}) is {verdict} the student without "
+            f"distillation on the same schedule ({ref.name}, {_pct(ref.val_mAP)})."
         )
     return text + "\n" + " ".join(notes) + "\n"
 
@@ -187,13 +138,13 @@ def changed_setting(setting: dict, plan_setting: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in changed.items()) or "the plan's"
 
 
-def screening_text(grid: list[dict], references: list[dict], plan_setting: dict) -> str:
+def screening_text(grid: list[RunRecord], references: list[RunRecord], plan_setting: dict) -> str:
     """Each screened setting's val mAP, its gain over the references' mean and the verdict."""
-    values = [r["val_mAP"] for r in references]
+    values = [r.val_mAP for r in references]
     floor = screen(values, values[0])["floor"]
     spread = f" ± {_pct(float(np.std(values, ddof=1)))}" if len(values) > 1 else ""
     lines = [
-        f"Reference (the student alone, same schedule): {', '.join(r['name'] for r in references)}: val mAP "
+        f"Reference (the student alone, same schedule): {', '.join(r.name for r in references)}: val mAP "
         f"{_pct(float(np.mean(values)))}{spread}; noise floor (twice the seed deviation) "
         f"{'n/a (fewer than 2 seeds)' if floor is None else _pct(floor)}. Rule: {SCREEN_RULE}.\n",
         "| run | setting (what differs from the plan's) | val mAP | gain | better |",
@@ -202,46 +153,46 @@ def screening_text(grid: list[dict], references: list[dict], plan_setting: dict)
     if not grid:
         lines.append("| (no screened setting has finished yet) | | | | |")
     for r in grid:
-        verdict = screen(values, r["val_mAP"])
+        verdict = screen(values, r.val_mAP)
         lines.append(
-            f"| {r['name']} | {changed_setting(r['setting'], plan_setting)} | {_pct(r['val_mAP'])} | "
+            f"| {r.name} | {changed_setting(r.setting, plan_setting)} | {_pct(r.val_mAP)} | "
             f"{100 * verdict['gain']:+.1f} | {'**yes**' if verdict['better'] else 'no'} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def grad_share_text(records: dict[str, dict]) -> str:
+def grad_share_text(records: dict[str, RunRecord]) -> str:
     """Each term's share of the gradient norm and, where the run logged it, the cosine between its
     gradient and the map loss's (below 0: the term pulls against the task)."""
     terms = ("map", *TERMS)
     lines = ["| run | phase (step) | " + " | ".join(terms) + " |", "|---|---|" + "---|" * len(terms)]
     for r in records.values():
-        cosines = {entry["step"]: entry for entry in r.get("grad_cosine") or []}
+        cosines = {entry["step"]: entry for entry in r.grad_cosine}
         for phase, entry in grad_share_phases(r).items():
             cos = cosines.get(entry["step"], {})
             cells = [
                 "-" if t not in entry else _pct(entry[t]) + " %" + (f" (cos {cos[t]:+.2f})" if t in cos else "")
                 for t in terms
             ]
-            lines.append(f"| {r['name']} | {phase} ({entry['step']}) | " + " | ".join(cells) + " |")
+            lines.append(f"| {r.name} | {phase} ({entry['step']}) | " + " | ".join(cells) + " |")
     if len(lines) == 2:
         return "No run with distillation terms has finished yet.\n"
     return "\n".join(lines) + "\n"
 
 
-def curves_text(records: dict[str, dict]) -> str:
-    runs = [r for r in records.values() if r["val_curve"]]
-    epochs = sorted({p["epoch"] for r in runs for p in r["val_curve"]})
+def curves_text(records: dict[str, RunRecord]) -> str:
+    runs = [r for r in records.values() if r.val_curve]
+    epochs = sorted({p["epoch"] for r in runs for p in r.val_curve})
     lines = ["| run | " + " | ".join(str(e) for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
     for r in runs:
-        by_epoch = {p["epoch"]: p["mAP"] for p in r["val_curve"]}
+        by_epoch = {p["epoch"]: p["mAP"] for p in r.val_curve}
         lines.append(
-            f"| {r['name']} | " + " | ".join(_pct(by_epoch.get(e)) if e in by_epoch else "" for e in epochs) + " |"
+            f"| {r.name} | " + " | ".join(_pct(by_epoch.get(e)) if e in by_epoch else "" for e in epochs) + " |"
         )
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(records: dict[str, dict], path: Path) -> None:
+def plot_curves(records: dict[str, RunRecord], path: Path) -> None:
     """Val mAP by epoch of every run but the grid, one colour per kind: a PNG."""
     import matplotlib
 
@@ -251,16 +202,16 @@ def plot_curves(records: dict[str, dict], path: Path) -> None:
     colors = {"teacher": "black", "student": "tab:blue", "distilled": "tab:red"}
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     for r in records.values():
-        if r["kind"] == "grid" or not r["val_curve"]:
+        if r.kind == "grid" or not r.val_curve:
             continue
-        xs = [p["epoch"] for p in r["val_curve"]]
-        ys = [100 * p["mAP"] for p in r["val_curve"]]
+        xs = [p["epoch"] for p in r.val_curve]
+        ys = [100 * p["mAP"] for p in r.val_curve]
         ax.plot(
             xs,
             ys,
-            color=colors.get(r["kind"], "tab:gray"),
-            alpha=0.9 if r["kind"] in colors else 0.4,
-            label=r["name"],
+            color=colors.get(r.kind, "tab:gray"),
+            alpha=0.9 if r.kind in colors else 0.4,
+            label=r.name,
             marker="o",
             markersize=3,
         )
@@ -275,10 +226,9 @@ def plot_curves(records: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(
-    plan, plan_path: str, records: dict[str, dict], pending: list[str], setting: dict, architecture: dict[str, dict]
-) -> dict:
-    """Write plan.results (JSON), plan.table (markdown), the curves PNG beside it and README's table."""
+def write_report(plan: Plan, records: dict[str, RunRecord], pending: list[str], architecture: dict[str, dict]) -> dict:
+    """Write the plan's results (JSON), table (markdown), the curves PNG beside it and README's table."""
+    plan_path, setting, plan = plan.path, plan.full_setting, plan.config
     summary = summarize(records)
     table = main_table(records, summary, architecture)
     document = {
@@ -288,7 +238,7 @@ def write_report(
         "summary": summary,
         "architecture": architecture,
         "pending": pending,
-        "runs": records,
+        "runs": {name: r.to_dict() for name, r in records.items()},
     }
     write_json(plan.results, document)
     curves = Path(plan.table).with_suffix(".png")
@@ -304,7 +254,7 @@ def write_report(
             table,
             "AP in %, mean over the seeds listed; ± is the standard deviation over seeds. Speed: see README's "
             "`make bench` table.\n",
-            "## Distilled against student, seed by seed\n",
+            "## Against the student, seed by seed\n",
             comparison_text(summary),
             "## Distillation setting grid (val only)\n",
             grid_text(records, setting),

@@ -1,0 +1,96 @@
+"""The benchmark's statistics, from run records alone: the screening rule, test mAP per group of runs
+and the paired comparisons with the student (differences per seed, a paired t-test, the share of the
+teacher-student gap recovered). Rendering is ``report``'s."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from mapdistill_core.experiment.records import RunRecord
+
+NOISE_RULE = "every seed's paired difference > 0 and a two-sided paired t-test p < 0.05"
+SCREEN_RULE = "val gain over the references' mean above twice their seed standard deviation"
+COMPARED = ("distilled", "unlabeled", "pseudo", "upper")
+"""Kinds of run each compared seed by seed with the student of the same seed."""
+
+
+def screen(reference: list[float], value: float) -> dict:
+    """A screened setting's val mAP against the reference runs' (the student alone, same schedule,
+    several seeds): its gain over their mean, the noise floor (twice their sample standard
+    deviation) and whether the gain clears it. Fewer than two references: no floor, never better."""
+    mean = float(np.mean(reference))
+    floor = 2 * float(np.std(reference, ddof=1)) if len(reference) > 1 else None
+    gain = value - mean
+    return {"gain": gain, "floor": floor, "better": floor is not None and gain > floor}
+
+
+def paired(student: dict[int, float], other: dict[int, float], teacher: float | None) -> dict | None:
+    """``other`` against ``student`` on the seeds both have (test mAP by seed): differences, their
+    mean and std, a two-sided paired t-test, whether the gain is beyond seed noise (NOISE_RULE) and,
+    given the teacher's mAP, the share of the teacher-student gap recovered. None without a shared seed."""
+    seeds = sorted(set(student) & set(other))
+    if not seeds:
+        return None
+    diffs = np.array([other[s] - student[s] for s in seeds])
+    p_value = (
+        float(stats.ttest_rel([other[s] for s in seeds], [student[s] for s in seeds]).pvalue)
+        if (len(seeds) > 1 and np.ptp(diffs) > 0)
+        else None
+    )
+    comparison = {
+        "seeds": seeds,
+        "differences": {str(s): float(d) for s, d in zip(seeds, diffs, strict=True)},
+        "mean_difference": float(diffs.mean()),
+        "std_difference": float(diffs.std(ddof=1)) if len(seeds) > 1 else None,
+        "p_value": p_value,
+        "beyond_seed_noise": bool((diffs > 0).all() and p_value is not None and p_value < 0.05),
+        "rule": NOISE_RULE,
+    }
+    if teacher is not None:
+        gap = teacher - float(np.mean([student[s] for s in seeds]))
+        comparison["teacher_mAP"] = teacher
+        comparison["gap"] = gap
+        comparison["gap_recovered"] = float(diffs.mean() / gap) if gap > 0 else None
+    return comparison
+
+
+def summarize(records: dict[str, RunRecord]) -> dict:
+    """Test mAP per group of runs (a group: the runs that differ only in their seed, e.g. "distilled"
+    or "unlabeled60": mean, std, per seed) and, per compared group, ``<group>_vs_student`` (``paired``)."""
+    by_group: dict[str, dict[int, float]] = {}
+    for record in records.values():
+        if record.test is not None:
+            by_group.setdefault(record.group, {})[record.seed] = record.test_map
+    summary: dict = {
+        group: {
+            "mAP_mean": float(np.mean(list(seeds.values()))),
+            "mAP_std": float(np.std(list(seeds.values()), ddof=1)) if len(seeds) > 1 else None,
+            "per_seed": {str(s): v for s, v in sorted(seeds.items())},
+        }
+        for group, seeds in by_group.items()
+    }
+    teacher = summary["teacher"]["mAP_mean"] if "teacher" in summary else None
+    kinds = {r.group: r.kind for r in records.values()}
+    for group in sorted(by_group, key=compared_order):
+        if kinds[group] in COMPARED and "student" in by_group:
+            comparison = paired(by_group["student"], by_group[group], teacher)
+            if comparison is not None:
+                summary[f"{group}_vs_student"] = comparison
+    return summary
+
+
+def compared_order(group: str) -> tuple[int, int, str]:
+    """distilled first, then the unlabelled study by kind and number of drives."""
+    kind = group.rstrip("0123456789")
+    drives = group[len(kind) :]
+    return (COMPARED.index(kind) if kind in COMPARED else len(COMPARED), int(drives or 0), group)
+
+
+def grad_share_phases(record: RunRecord) -> dict[str, dict]:
+    """A run's gradient shares at its first, middle and last measurement."""
+    shares = record.grad_share
+    if not shares:
+        return {}
+    picks = {"early": shares[0], "middle": shares[len(shares) // 2], "late": shares[-1]}
+    return {phase: dict(entry) for phase, entry in picks.items()}
