@@ -25,8 +25,8 @@ from torch import nn
 
 from mapdistill_core.atomic import atomic_output
 from mapdistill_core.checkpoint import ONNX_FORMAT, load_model, model_metadata
-from mapdistill_core.data.batch import placeholder_intrinsics
-from mapdistill_core.data.sample import Sample
+from mapdistill_core.data.batch import blank_cameras
+from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.errors import CheckpointError
 from mapdistill_core.inference import (
     ONNX_INPUTS,
@@ -118,20 +118,13 @@ def quiet_exporter():
 
 
 def example_batch(model: MapModel, batch_size: int = 1, samples: list[Sample] | None = None) -> dict:
-    """A collated batch at the model's sizes: ``samples`` or, without them, a fixed random one."""
+    """A collated batch at the model's sizes: ``samples`` or, without them, fixed random pixels on the
+    blank camera set (``blank_cameras``)."""
     if samples is None:
         rng = np.random.default_rng(0)
-        n = 6
-        height, width = model.config.image_size
-        k = placeholder_intrinsics((height, width))
-        pose = np.eye(4, dtype=np.float32)
-        pose[:3, :3] = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]]  # optical frame looking forward
+        images, intrinsics, cam_to_ego = blank_cameras(len(CAMERA_NAMES), model.config.image_size)
         samples = [
-            Sample(
-                rng.integers(0, 256, (n, height, width, 3), dtype=np.uint8),
-                np.tile(k, (n, 1, 1)),
-                np.tile(pose, (n, 1, 1)),
-            )
+            Sample(rng.integers(0, 256, images.shape, dtype=np.uint8), intrinsics, cam_to_ego)
             for _ in range(batch_size)
         ]
     return model_inputs(samples, model.config, model.grid)

@@ -19,7 +19,7 @@ import torch
 from mapdistill_core.bev_grid import BEVGrid
 from mapdistill_core.checkpoint import ONNX_FORMAT, load_model, metadata_model_config
 from mapdistill_core.config import load_section
-from mapdistill_core.data.batch import collate, placeholder_intrinsics
+from mapdistill_core.data.batch import blank_cameras, collate
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.errors import CheckpointError
 from mapdistill_core.map_elements import MapElement
@@ -251,15 +251,8 @@ class MapPredictor:
     def warm_up(self, iterations: int = 2) -> None:
         """Run the model on a blank set of cameras (allocations, kernel autotuning and, with
         cuda_graphs, the capture happen here) so that the first real frame is not the slow one."""
-        height, width = self.config.image_size
-        n = len(CAMERA_NAMES)
-        batch = {
-            "images": torch.zeros(1, n, 3, height, width),
-            "intrinsics": torch.from_numpy(placeholder_intrinsics((height, width))).expand(1, n, 3, 3).contiguous(),
-            "cam_to_ego": torch.eye(4).expand(1, n, 4, 4).contiguous(),
-            "camera_mask": torch.ones(1, n, dtype=torch.bool),
-            "lidar": torch.zeros(0, 5),
-        }
+        blank = Sample(*blank_cameras(len(CAMERA_NAMES), self.config.image_size))
+        batch = model_inputs([blank], self.config, self.grid)
         for _ in range(iterations):
             self.backend(batch)
 

@@ -36,11 +36,12 @@ from mapdistill_core.metrics import load_ground_truth, load_predictions
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_ros import messages, topics
 from mapdistill_ros.bags.bag_writer import LATCHED, MapBagWriter
-from mapdistill_ros.bags.replay import BAD_MESSAGE, BagReplay, replay_bag
+from mapdistill_ros.bags.replay import BagReplay, replay_bag
 from mapdistill_ros.bags.synthetic2bag import encode_image, sample_frame
 from mapdistill_ros.bags.typestore import MessageFactory
 from mapdistill_ros.nodes.node_params import NODE_NAME, validate_parameters
 from mapdistill_ros.online.image_decoding import decode, intrinsics
+from mapdistill_ros.online.session import BAD_MESSAGE
 from tests.model_fixtures import STUDENT, samples
 
 F = MessageFactory()

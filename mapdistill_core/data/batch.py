@@ -42,10 +42,12 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def intrinsics_scale(image_hw: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-    """float64 [3, 3] that maps K at ``image_hw`` pixels to K at ``size`` (both (H, W))."""
-    (h, w), (height, width) = image_hw, size
-    return np.diag([width / w, height / h, 1.0])
+def resize_camera(image: np.ndarray, intrinsics: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A camera's uint8 [h, w, 3] image at ``size`` (H, W) (``resize_image``) and its K [3, 3] scaled to
+    match, in K's dtype: the one place where an image and its intrinsics change size together."""
+    (h, w), (height, width) = image.shape[:2], size
+    scale = np.diag([width / w, height / h, 1.0]).astype(intrinsics.dtype)
+    return resize_image(image, size), scale @ intrinsics
 
 
 def placeholder_intrinsics(size: tuple[int, int]) -> np.ndarray:
@@ -55,15 +57,27 @@ def placeholder_intrinsics(size: tuple[int, int]) -> np.ndarray:
     return np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float32)
 
 
+def blank_cameras(n: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one blank set of ``n`` cameras at ``size`` (H, W), for masked cameras, the warm-up and the
+    export's example: black uint8 images [n, H, W, 3], placeholder K float32 [n, 3, 3] and cam_to_ego
+    float32 [n, 4, 4] of a camera at the ego origin looking forward (optical frame: z forward, x right,
+    y down)."""
+    height, width = size
+    pose = np.eye(4, dtype=np.float32)
+    pose[:3, :3] = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]]
+    images = np.zeros((n, height, width, 3), dtype=np.uint8)
+    return images, np.tile(placeholder_intrinsics(size), (n, 1, 1)), np.tile(pose, (n, 1, 1))
+
+
 def prepare_images(images: np.ndarray, intrinsics: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Resize uint8 [N, h, w, 3] images to ``size`` (H, W) and scale the intrinsics to match.
 
     Returns float32 [N, 3, H, W] normalized images and float32 [N, 3, 3] intrinsics.
     """
-    scale = intrinsics_scale(images.shape[1:3], size).astype(np.float32)
-    images = np.stack([resize_image(im, size) for im in images])
+    resized = [resize_camera(im, k, size) for im, k in zip(images, intrinsics.astype(np.float32), strict=True)]
+    images = np.stack([image for image, _ in resized])
     out = (images.astype(np.float32) / 255.0 - MEAN) / STD
-    return out.transpose(0, 3, 1, 2), scale @ intrinsics.astype(np.float32)
+    return out.transpose(0, 3, 1, 2), np.stack([k for _, k in resized])
 
 
 def ordering_targets(labels: Sequence[int], polylines: np.ndarray) -> dict:

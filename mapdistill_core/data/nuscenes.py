@@ -17,7 +17,7 @@ from nuscenes.utils.splits import create_splits_scenes
 from pyquaternion import Quaternion
 from torch.utils.data import Dataset
 
-from mapdistill_core.data.batch import intrinsics_scale, resize_image
+from mapdistill_core.data.batch import resize_camera
 from mapdistill_core.data.nuscenes_map import NuScenesMapGT
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.errors import NuScenesError
@@ -181,7 +181,7 @@ class NuScenesSource:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if self.image_size is None:
             return rgb, k
-        return resize_image(rgb, self.image_size), intrinsics_scale(rgb.shape[:2], self.image_size) @ k
+        return resize_camera(rgb, k, self.image_size)
 
     def points(self, lidar: dict, world_to_ego: np.ndarray, where: str) -> np.ndarray:
         """float32 [P, 4] x, y, z, intensity in the base_link given by ``world_to_ego``: the sweep of

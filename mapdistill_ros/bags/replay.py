@@ -1,12 +1,12 @@
-"""``mapdistill replay``: a recorded drive through exactly the node's code path, offline, without ROS.
+"""``mapdistill replay``: a recorded drive through the node's online map session, offline, without ROS.
 
-The bag's messages go, in time order, through the node's pieces: /tf_static into the
-TransformCache, CameraInfo into the per-camera cache, images (and, for a teacher, the /LIDAR_TOP
-scans) into the FrameAssembler, and every set it gives out through OnlinePipeline (decode,
-preprocess, MapPredictor, message building).
-Offline there is no deadline, so every set is processed (the node's latest-frame-wins drop only
-applies when inference is slower than the input). Predictions are paired with /map_gt/elements by
-stamp and scored with the MapTR protocol (mapdistill_ros.bags.scoring, shared with the live evaluator).
+The bag's messages go, in time order, into an OnlineMapSession (mapdistill_ros.online.session), the
+object the node drives too: /tf_static transforms, CameraInfo, images (and, for a teacher, the
+/LIDAR_TOP scans); every set it gives out goes through its step (decode, preprocess, MapPredictor,
+message building). The session runs in REPLAY mode: offline there is no deadline, so every set is
+processed (the node's LIVE mode drops a set the worker did not take in time). Predictions are paired
+with /map_gt/elements by stamp and scored with the MapTR protocol (mapdistill_ros.bags.scoring,
+shared with the live evaluator).
 
 Outputs in ``out``: ``predictions/`` (rosbag2 with the node's topics and the ground truth),
 ``predictions.json`` (MapTR submission format), ``ground_truth.json`` (MapTR's ground-truth format,
@@ -38,8 +38,8 @@ from mapdistill_ros.bags.bag_writer import MapBagWriter
 from mapdistill_ros.bags.drive_pictures import write_drive_pictures
 from mapdistill_ros.bags.scoring import ground_truth_for_predictions, metrics_document, score
 from mapdistill_ros.bags.typestore import MessageFactory
-from mapdistill_ros.online.frame_sync import FrameAssembler, FrameSet
-from mapdistill_ros.online.online_pipeline import OnlinePipeline, TransformCache
+from mapdistill_ros.online.online_pipeline import OnlinePipeline
+from mapdistill_ros.online.session import BAD_MESSAGE, REPLAY, OnlineMapSession
 from mapdistill_ros.online.stage_timer import StageTimer
 
 log = logging.getLogger("mapdistill.replay")
@@ -47,10 +47,6 @@ log = logging.getLogger("mapdistill.replay")
 NODE_ELEMENTS, NODE_MARKERS = topics.NODE_ELEMENTS, topics.NODE_MARKERS
 PICTURE_THRESHOLD = 0.3
 """The pictures draw predictions scoring at least this (or the replay's threshold, if higher)."""
-BAD_MESSAGE = "bad_message"
-"""Drop reason of a message the replay cannot use: not deserializable, a non-finite /tf_static
-transform, ground truth the metric cannot score. Camera sets the pipeline rejects count as "error",
-as in the node."""
 
 
 @dataclass
@@ -95,11 +91,9 @@ class BagReplay:
         queue_size: int = 5,
     ):
         self.factory = MessageFactory()
-        self.timer = StageTimer()
-        self.pipeline = OnlinePipeline(predictor, self.factory, self.timer, score_threshold, min_cameras=min_cameras)
-        self.assembler = FrameAssembler(CAMERA_NAMES, slop_s, min_cameras, queue_size, self.pipeline.required)
-        self.transforms = TransformCache()
-        self.infos = [None] * len(CAMERA_NAMES)
+        pipeline = OnlinePipeline(predictor, self.factory, StageTimer(), score_threshold, min_cameras=min_cameras)
+        self.session = OnlineMapSession(pipeline, CAMERA_NAMES, REPLAY, slop_s, queue_size)
+        self.timer = self.session.timer
 
     def run(self, bag: str | Path, writer: MapBagWriter | None = None) -> ReplayResult:
         """Replay ``bag``; the node's output messages go to ``writer`` when given.
@@ -120,7 +114,7 @@ class BagReplay:
         sensors, result.missing_topics = camera_topics(available, bag)
         if result.missing_topics:
             log.warning("%s: no image topic for %s; predicting without them", bag, ", ".join(result.missing_topics))
-        if self.pipeline.required:  # a teacher: the LiDAR is the set's last sensor
+        if self.session.pipeline.required:  # a teacher: the LiDAR is the set's last sensor
             if topics.LIDAR not in available:
                 raise BagError(f"{bag}: the weights are a teacher (cameras + LiDAR) and the bag has no {topics.LIDAR}")
             sensors = {**sensors, topics.LIDAR: len(CAMERA_NAMES)}
@@ -128,7 +122,7 @@ class BagReplay:
         wanted = {*sensors, *infos, topics.TF_STATIC, topics.GT_ELEMENTS, topics.GT_MARKERS}
         connections = [c for c in reader.connections if c.topic in wanted]
         total = sum(c.msgcount for c in connections)
-        self.pipeline.predictor.warm_up()  # the first frame's latency is then the model's, not its start-up
+        self.session.pipeline.predictor.warm_up()  # the first frame's latency is then the model's, not its start-up
         stream = iter(tqdm(reader.messages(connections), total=total, desc="replay", unit="msg"))
         try:
             self._replay(bag, reader, stream, sensors, infos, result, writer)
@@ -136,7 +130,7 @@ class BagReplay:
             result.interrupted = True
             log.warning("%s: interrupted; the outputs cover the %d camera sets done", bag, len(result.predictions))
         else:
-            self._process(self.assembler.flush(), result, writer)
+            self._process(self.session.flush(), result, writer)
         result.timing = self.timer.summary()
         if result.ground_truth:
             result.metrics = score(result.predictions, result.ground_truth)
@@ -168,41 +162,34 @@ class BagReplay:
                 continue
             if topic == topics.TF_STATIC:
                 result.scenes.append([])
-                for transform in message.transforms:
-                    try:
-                        self.transforms.add(transform)
-                    except ValueError as e:
-                        self.timer.drop(BAD_MESSAGE)
-                        log.warning("%s: skipped a transform on %s at %d ns: %s", bag, topic, t, e)
+                for line in (line for transform in message.transforms for line in self.session.on_transform(transform)):
+                    log.warning("%s: at %d ns on %s: %s", bag, t, topic, line)
             elif topic in infos:
-                self.infos[infos[topic]] = message
+                self.session.on_info(infos[topic], message)
             elif topic in sensors:
-                stamp = messages.stamp_ns(message.header.stamp)
-                self._process(self.assembler.add(sensors[topic], stamp, message), result, writer)
+                self._process(self.session.on_sensor(sensors[topic], message), result, writer)
             if writer is not None and topic in (topics.GT_ELEMENTS, topics.GT_MARKERS):
                 writer.write(topic, t, message)
 
-    def _process(self, ready: list, result: ReplayResult, writer: MapBagWriter | None) -> None:
-        for item in ready:
-            if not isinstance(item, FrameSet):
-                self.timer.drop(item.reason, item.missing)
-                log.warning("dropped a camera set at %d ns: %s (%s)", item.stamp_ns, item.reason, item.detail)
-                continue
-            try:
-                out = self.pipeline.process(item.payloads, self.infos, self.transforms, item.stamp_ns)
-            except ValueError as e:
-                self.timer.drop("error")
-                log.warning("skipped the camera set at %d ns: %s", item.stamp_ns, e)
+    def _process(self, lines: list[str], result: ReplayResult, writer: MapBagWriter | None) -> None:
+        """Log the session's lines, then run every set it gave out, in order."""
+        for line in lines:
+            log.warning(line)
+        while (frame_set := self.session.next_set()) is not None:
+            out, lines = self.session.step(frame_set)
+            for line in lines:
+                log.warning(line)
+            if out is None:
                 continue
             with sigint_deferred():  # a frame's outputs are recorded whole or not at all
-                result.predictions[item.stamp_ns] = out.map_elements
+                result.predictions[frame_set.stamp_ns] = out.map_elements
                 if not result.scenes:
                     result.scenes.append([])
-                result.scenes[-1].append(item.stamp_ns)
+                result.scenes[-1].append(frame_set.stamp_ns)
                 if writer is not None:
                     with self.timer.stage("publish"):
-                        writer.write(NODE_ELEMENTS, item.stamp_ns, out.elements)
-                        writer.write(NODE_MARKERS, item.stamp_ns, out.markers)
+                        writer.write(NODE_ELEMENTS, frame_set.stamp_ns, out.elements)
+                        writer.write(NODE_MARKERS, frame_set.stamp_ns, out.markers)
 
 
 def replay_bag(

@@ -16,10 +16,10 @@ transforms and the TF buffer, is logged in one line and counted on /diagnostics;
 /diagnostics runs on a steady clock, so it keeps reporting when a bag (and its /clock) stops.
 
 Subscriptions, publishers, timers and parameters live here; everything they call is plain Python
-tested without ROS: node_params (the parameter table), camera_feed and frame_sync (the
-synchronization policy and the latest-frame-wins slot), online_pipeline (decode, preprocess,
-inference, message building, with ros_conversions' cv_bridge / sensor_msgs_py /
-tf_transformations conversions), stage_timer (latencies and drops, /diagnostics).
+tested without ROS: node_params (the parameter table) and the online map session
+(mapdistill_ros.online.session, in LIVE mode: synchronization, the latest-frame-wins handoff, one
+worker step through online_pipeline with ros_conversions' cv_bridge / sensor_msgs_py /
+tf_transformations conversions, the stage timer behind /diagnostics), which replay drives too.
 
 Threads: the executor thread receives messages and assembles sets; one worker thread runs the
 newest set through the model, so a slow model drops stale sets instead of queueing them.
@@ -48,14 +48,12 @@ from visualization_msgs.msg import MarkerArray
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.errors import MapdistillError
 from mapdistill_core.inference import MapPredictor
-from mapdistill_ros import messages
 from mapdistill_ros.msg import MapElementArray
 from mapdistill_ros.nodes.node_params import NODE_NAME, PARAMETERS, runtime_update, validate_parameters
 from mapdistill_ros.nodes.ros_conversions import ROS
 from mapdistill_ros.nodes.spin import spin_until_shutdown
-from mapdistill_ros.online.camera_feed import CameraFeed
-from mapdistill_ros.online.frame_sync import STALE, FrameAssembler, FrameSet, is_stale
 from mapdistill_ros.online.online_pipeline import OnlinePipeline, TransformCache
+from mapdistill_ros.online.session import ERROR, LIVE, OnlineMapSession
 from mapdistill_ros.online.stage_timer import StageTimer, diagnostic_array
 
 LOG_THROTTLE_S = 5.0
@@ -76,13 +74,10 @@ class RclpyFactory:
 
 @dataclass
 class Configured:
-    """What configure made: the model's pipeline, the receiving side and the publishers."""
+    """What configure made: the online map session, the TF listener and the publishers."""
 
     params: dict
-    pipeline: OnlinePipeline
-    timer: StageTimer
-    feed: CameraFeed
-    transforms: TransformCache
+    session: OnlineMapSession
     tf_buffer: Buffer
     tf_listener: TransformListener
     publishers: tuple
@@ -96,7 +91,6 @@ class OnlineMapNode(LifecycleNode):
             self.declare_parameter(p.name, p.default, descriptor)
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self.configured: Configured | None = None
-        self.infos: list[CameraInfo | None] = [None] * len(CAMERA_NAMES)
         self.subscriptions_active: list = []
         self.timers_active: list = []
         self.worker: threading.Thread | None = None
@@ -125,11 +119,10 @@ class OnlineMapNode(LifecycleNode):
         except (MapdistillError, ValueError, OSError) as e:
             self.get_logger().error(f"configure failed: {e}")
             return TransitionCallbackReturn.FAILURE
-        timer = StageTimer()
         pipeline = OnlinePipeline(
             predictor,
             RclpyFactory(),
-            timer,
+            StageTimer(),
             params["score_threshold"],
             params["output_frame"],
             params["marker_width"],
@@ -137,27 +130,29 @@ class OnlineMapNode(LifecycleNode):
             conversions=ROS,
         )
         predictor.warm_up()  # before subscribing: the first set then costs one forward
-        assembler = FrameAssembler(
-            CAMERA_NAMES,
-            params["sync_slop_s"],
-            params["min_cameras"],
-            params["queue_size"],
-            pipeline.required,
-            params["time_jump_s"],
-        )
         tf_buffer = Buffer()
-        transforms = TransformCache(params["output_frame"], ROS.transform)
 
-        def forget_time() -> None:  # time went back: what was keyed by time is from another timeline
-            transforms.clear()
-            tf_buffer.clear()
+        def lookup(base_frame: str, frame: str):
+            try:
+                return tf_buffer.lookup_transform(base_frame, frame, Time())
+            except TransformException as e:
+                raise LookupError(str(e)) from None
 
+        session = OnlineMapSession(
+            pipeline,
+            CAMERA_NAMES,
+            LIVE,
+            params["sync_slop_s"],
+            params["queue_size"],
+            params["time_jump_s"],
+            params["max_frame_age_s"],
+            TransformCache(params["output_frame"], ROS.transform),
+            lookup,
+            tf_buffer.clear,  # time went back: the TF buffer's transforms are from another timeline
+        )
         self.configured = Configured(
             params,
-            pipeline,
-            timer,
-            CameraFeed(assembler, timer, forget_time),
-            transforms,
+            session,
             tf_buffer,
             TransformListener(tf_buffer, self),
             (
@@ -191,7 +186,7 @@ class OnlineMapNode(LifecycleNode):
             subscriptions.append(
                 self.create_subscription(CameraInfo, info_topic, lambda m, i=i: self.on_info(i, m), qos)
             )
-        if c.pipeline.required:  # teacher weights: the LiDAR is the sets' last sensor
+        if c.session.pipeline.required:  # teacher weights: the LiDAR is the sets' last sensor
             lidar = len(CAMERA_NAMES)
             subscriptions.append(
                 self.create_subscription(PointCloud2, params["lidar_topic"], lambda m: self.on_sensor(lidar, m), qos)
@@ -271,27 +266,27 @@ class OnlineMapNode(LifecycleNode):
         except ValueError as e:
             return SetParametersResult(successful=False, reason=str(e))
         self.configured.params = params
-        pipeline = self.configured.pipeline
-        pipeline.score_threshold, pipeline.marker_width = params["score_threshold"], params["marker_width"]
+        session = self.configured.session
+        session.max_frame_age_s = params["max_frame_age_s"]
+        session.pipeline.score_threshold = params["score_threshold"]
+        session.pipeline.marker_width = params["marker_width"]
         return SetParametersResult(successful=True)
 
     # -- the active state ------------------------------------------------------------------------------
 
     def on_info(self, camera: int, message: CameraInfo) -> None:
-        self.infos[camera] = message
+        self.configured.session.on_info(camera, message)
 
     def on_sensor(self, sensor: int, message) -> None:
-        now = self.get_clock().now().nanoseconds
-        self.warn(self.configured.feed.add(sensor, messages.stamp_ns(message.header.stamp), message, now))
+        self.warn(self.configured.session.on_sensor(sensor, message, self.get_clock().now().nanoseconds))
 
     def expire_sets(self) -> None:
-        self.warn(self.configured.feed.expire(self.get_clock().now().nanoseconds))
+        self.warn(self.configured.session.expire(self.get_clock().now().nanoseconds))
 
     def on_time_jump(self, jump) -> None:
         """ROS time went back by more than time_jump_s (a bag played again with --clock)."""
         if self.configured is not None:
-            for line in self.configured.feed.rewind(-jump.delta.nanoseconds):
-                self.get_logger().warning(line)
+            self.warn(self.configured.session.rewind(-jump.delta.nanoseconds))
 
     def warn(self, lines: list[str]) -> None:
         for line in lines:
@@ -300,37 +295,27 @@ class OnlineMapNode(LifecycleNode):
             else:
                 self.get_logger().warning(line, throttle_duration_sec=LOG_THROTTLE_S)
 
-    def lookup_transforms(self, c: Configured, frame_set: FrameSet) -> None:
-        """Cache base_link -> sensor transforms from TF for the sensors of ``frame_set`` not cached yet."""
-        frames = [m.header.frame_id for m in frame_set.payloads if m is not None]
-        for frame in c.transforms.missing(frames):
-            try:
-                c.transforms.add(c.tf_buffer.lookup_transform(c.transforms.base_frame, frame, Time()))
-            except TransformException as e:
-                self.get_logger().warning(f"no transform yet: {e}", throttle_duration_sec=LOG_THROTTLE_S)
-
     def work(self) -> None:
-        """Inference worker: newest set in, map messages out; a failing frame is logged and skipped."""
+        """Inference worker: the session's newest set in, map messages out; a failing frame is logged
+        and skipped."""
         c = self.configured
         elements_pub, markers_pub, _ = c.publishers
         while self.running and rclpy.ok():
-            frame_set = c.feed.slot.get(timeout=0.1)
+            frame_set = c.session.next_set(timeout=0.1)
             if frame_set is None:
                 continue
-            now = self.get_clock().now().nanoseconds
-            if is_stale(frame_set.stamp_ns, now, c.params["max_frame_age_s"]):
-                c.timer.drop(STALE)
-                continue
             try:
-                self.lookup_transforms(c, frame_set)
-                result = c.pipeline.process(frame_set.payloads, self.infos, c.transforms, frame_set.stamp_ns)
-                with c.timer.stage("publish"):
+                result, lines = c.session.step(frame_set, self.get_clock().now().nanoseconds)
+                self.warn(lines)
+                if result is None:
+                    continue
+                with c.session.timer.stage("publish"):
                     elements_pub.publish(result.elements)
                     markers_pub.publish(result.markers)
             except Exception as e:  # noqa: BLE001 - one bad frame must not stop the node
                 if not (self.running and rclpy.ok()):
                     return  # shutting down: the publishers' context is gone, nothing to report
-                c.timer.drop("error")
+                c.session.timer.drop(ERROR)
                 self.get_logger().error(
                     f"frame at {frame_set.stamp_ns} ns failed: {e}", throttle_duration_sec=LOG_THROTTLE_S
                 )
@@ -343,7 +328,7 @@ class OnlineMapNode(LifecycleNode):
         c = self.configured
         if c is None or not rclpy.ok():
             return
-        summary = c.timer.summary()
+        summary = c.session.timer.summary()
         now = self.get_clock().now().nanoseconds
         c.publishers[2].publish(diagnostic_array(RclpyFactory(), summary, self.previous_summary, now))
         self.previous_summary = summary

@@ -9,13 +9,15 @@ a reason. A message stamped more than ``rewind_s`` before the newest stamp given
 went back (a bag played again or looped, a restarted recording): the assembler gives out what it
 holds, forgets every stamp (``reset``) and starts over from that message, reporting a ``Rewound``;
 a smaller step back is a late message. ``LatestSlot`` hands the newest ready set from the
-subscriber side to the inference worker, replacing any set still waiting.
-Memory is bounded: at most ``queue_size`` pending sets, one waiting set.
+subscriber side to the inference worker, replacing any set still waiting (live); ``EverySlot`` hands
+over every set in order (replay, where there is no deadline).
+Memory is bounded live: at most ``queue_size`` pending sets, one waiting set.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -223,3 +225,25 @@ class LatestSlot(Generic[T]):
             self._condition.wait_for(lambda: self._item is not None, timeout)
             item, self._item = self._item, None
             return item
+
+
+class EverySlot(Generic[T]):
+    """First-in, first-out handoff: every item is taken, in order; ``put`` never replaces one."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._items: deque[T] = deque()
+        self.dropped = 0
+
+    def put(self, item: T) -> bool:
+        """Queue ``item``; always False (nothing is replaced)."""
+        with self._condition:
+            self._items.append(item)
+            self._condition.notify()
+            return False
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """The oldest item, waiting up to ``timeout`` seconds (None: forever); None on timeout."""
+        with self._condition:
+            self._condition.wait_for(lambda: bool(self._items), timeout)
+            return self._items.popleft() if self._items else None

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mapdistill_core.data.batch import intrinsics_scale, placeholder_intrinsics, resize_image
+from mapdistill_core.data.batch import blank_cameras, resize_camera
 from mapdistill_core.data.sample import CAMERA_NAMES, Sample
 from mapdistill_core.inference import MapPredictor
 from mapdistill_core.map_elements import MapElement
@@ -196,9 +196,7 @@ class OnlinePipeline:
         """The Sample at the model's image size, the camera mask bool [N] and why each masked camera is."""
         height, width = self.predictor.config.image_size
         n = len(self.camera_names)
-        placeholder = placeholder_intrinsics((height, width))
-        pixels = np.zeros((n, height, width, 3), dtype=np.uint8)
-        ks, poses = np.tile(placeholder, (n, 1, 1)), np.tile(np.eye(4, dtype=np.float32), (n, 1, 1))
+        pixels, ks, poses = blank_cameras(n, (height, width))
         mask, reasons = np.zeros(n, dtype=bool), {}
         for i, (name, image, info) in enumerate(zip(self.camera_names, images, infos, strict=True)):
             if image is None:
@@ -213,8 +211,7 @@ class OnlinePipeline:
             h, w = rgb[i].shape[:2]
             if (h, w) != (info.height, info.width):
                 raise ValueError(f"image of '{frame}' is {w} x {h}, its CameraInfo says {info.width} x {info.height}")
-            pixels[i] = resize_image(rgb[i], (height, width))
-            ks[i] = intrinsics_scale((h, w), (height, width)) @ k
+            pixels[i], ks[i] = resize_camera(rgb[i], k, (height, width))
             poses[i], mask[i] = pose, True
         usable = int(mask.sum())
         if usable < self.min_cameras:
