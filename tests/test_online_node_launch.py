@@ -53,6 +53,9 @@ WEIGHTS = WORK / "student.safetensors"
 EXPORTED = WORK / "student.onnx"
 TEACHER_WEIGHTS = WORK / "teacher.safetensors"
 EVAL = WORK / "eval"
+SAMPLES = 4
+"""Captures in the bag, 0.5 s apart: the second play starts 1.5 s before the first play's last stamp,
+a step back beyond the default time_jump_s (1 s); with 3 captures it would be 1.0 s, a late message."""
 MARKERS = {
     "torch": "/online_map_node/markers",
     "onnxruntime": "/online_map_onnx/markers",
@@ -64,7 +67,7 @@ MARKERS = {
 def generate_test_description():
     save_model(WEIGHTS, build_model(STUDENT))
     save_model(TEACHER_WEIGHTS, build_model(TEACHER))
-    write_synthetic_bag(WORLD, "test", 1, BAG, samples=3)
+    write_synthetic_bag(WORLD, "test", 1, BAG, samples=SAMPLES)
     export_onnx(WEIGHTS, EXPORTED)
     common = {"device": "cpu", "score_threshold": 0.0, "max_frame_age_s": 1e9}
     actions = []
@@ -160,7 +163,7 @@ class TestEvaluatorOutput(unittest.TestCase):
     def test_metrics_written_on_shutdown(self):
         document = json.loads((EVAL / "metrics.json").read_text())
         self.assertGreaterEqual(document["frames"]["predictions"], 1)
-        self.assertEqual(document["frames"]["ground_truth"], 3)
+        self.assertEqual(document["frames"]["ground_truth"], SAMPLES)  # the second play repeats the stamps
         self.assertIn("mAP", document["metrics"])
         replay_layout = metrics_document({}, None, "", predictions=0, ground_truth=0)
         self.assertEqual(set(document), set(replay_layout))
