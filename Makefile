@@ -18,8 +18,8 @@ demo: $(BIN)/.installed
 	$(BIN)/mapdistill replay $(DEMO_DIR)/bag --weights checkpoints/synthetic_student.safetensors --out $(DEMO_DIR)/replay
 	@echo
 	@echo "Pictures: $(DEMO_DIR)/replay/bev/ (a PNG per frame, scene00.gif, scene01.gif); metrics: $(DEMO_DIR)/replay/metrics.json"
-	@echo "Retrain teacher, student and distilled student (and write results/synthetic_kd.md):"
-	@echo "  $(BIN)/mapdistill experiment --config config/experiment_synthetic.yaml"
+	@echo "The distillation benchmark (teacher, students, distilled students; writes results/kd.md):"
+	@echo "  $(BIN)/mapdistill experiment --config config/experiment_kd.yaml"
 	@echo "Run it in ROS 2 (see README): colcon build, then"
 	@echo "  ros2 launch mapdistill_ros online_map.launch.py use_sim_time:=true"
 	@echo "  ros2 bag play $(DEMO_DIR)/bag --clock"
