@@ -53,7 +53,11 @@ def test_cmakelists_generates_messages_and_installs_python():
     # ros2/rosidl_python#141: installing the package of the same name next to the messages fails.
     assert "ament_python_install_package(${PROJECT_NAME})" not in text
     assert "DESTINATION ${PYTHON_INSTALL_DIR}/${PROJECT_NAME}" in text
-    assert (ROOT / "mapdistill_ros/__init__.py").read_text() == ""
+    # the install keeps rosidl's __init__.py: the source one may hold only what the install does not
+    # need, the __path__ extension that lets the source tree find the generated messages
+    source_init = ast.parse((ROOT / "mapdistill_ros/__init__.py").read_text())
+    code = [ast.unparse(node) for node in source_init.body if not isinstance(node, ast.Expr)]
+    assert code == ["from pkgutil import extend_path", "__path__ = extend_path(__path__, __name__)"]
 
 
 def test_core_never_imports_ros():
