@@ -60,6 +60,16 @@ def _check_range(value: Any, bounds: tuple, where: str) -> None:
             raise ConfigError(f"{where}: must be {describe_range(bounds)}, got {value!r}")
 
 
+def check_ranges(config: Any, section: str) -> None:
+    """Every numeric field of the dataclass ``config`` within its ``number`` range, else a ConfigError
+    naming ``section.key``: config classes call it from ``__post_init__``, so that a config made in
+    code (``dataclasses.replace``) is held to the ranges a loaded one is checked against."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if "range" in f.metadata and value is not None:
+            _check_range(value, f.metadata["range"], f"{section}.{f.name}")
+
+
 def _convert(value: Any, kind: Any, where: str, base: Path | None) -> Any:
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if dataclasses.is_dataclass(kind):

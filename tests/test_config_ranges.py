@@ -13,6 +13,7 @@ import yaml
 
 from mapdistill_core.config import load_config
 from mapdistill_core.data.synthetic.config import SyntheticConfig
+from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.errors import ConfigError
 from mapdistill_core.experiment.plan import ExperimentPlan
 from mapdistill_core.training.config import ExperimentConfig
@@ -79,3 +80,20 @@ def test_a_value_out_of_range_names_the_file_and_the_key(tmp_path, section, key,
     with pytest.raises(ConfigError) as caught:
         load_config(ExperimentConfig, path)
     assert str(caught.value) == f"{path}.{expected}"
+
+
+def test_a_config_made_in_code_is_held_to_the_same_ranges():
+    """dataclasses.replace skips the loader: __post_init__ checks the declared ranges (check_ranges)."""
+    config = load_config(ExperimentConfig, ROOT / "config/kd_student.yaml")
+    with pytest.raises(ConfigError, match=r"^model.neck_channels: must be >= 1, got 0$"):
+        dataclasses.replace(config.model, neck_channels=0)
+    with pytest.raises(ConfigError, match=r"^decoder.num_points: must be >= 2, got 1$"):
+        dataclasses.replace(config.model.decoder, num_points=1)
+    with pytest.raises(ConfigError, match=r"^train.epochs: must be >= 1, got 0$"):
+        dataclasses.replace(config.train, epochs=0)
+    distill = DistillConfig(teacher="teacher.safetensors")
+    with pytest.raises(ConfigError, match=r"^distill.pseudo_threshold: must be in \(0, 1\), got 1.5$"):
+        dataclasses.replace(distill, pseudo_threshold=1.5)
+    plan = load_config(ExperimentPlan, ROOT / "config/experiment_kd.yaml")
+    with pytest.raises(ConfigError, match=r"^plan.parallel: must be >= 1, got 0$"):
+        dataclasses.replace(plan, parallel=0)

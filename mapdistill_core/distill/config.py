@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mapdistill_core.config import input_file, number
+from mapdistill_core.config import check_ranges, input_file, number
 
 TERMS = ("relation", "feature", "head")  # the distillation terms, each weighted by its lambda
 HEAD_TARGETS = ("soft", "pseudo")
@@ -66,18 +66,9 @@ class DistillConfig:
     cache_teacher: bool = True
 
     def __post_init__(self) -> None:
-        if min(self.relation, self.feature, self.head) < 0:
-            raise ValueError("distillation weights must be >= 0")
-        if self.relation_patch < 1 or self.temperature <= 0:
-            raise ValueError("relation_patch must be >= 1 and temperature > 0")
-        if not 0 <= self.feature_background <= 1 or self.feature_dilate < 0:
-            raise ValueError("feature_background must be in [0, 1] and feature_dilate >= 0")
+        check_ranges(self, "distill")
         if self.head_targets not in HEAD_TARGETS:
             raise ValueError(f"head_targets must be one of {list(HEAD_TARGETS)}, got '{self.head_targets}'")
-        if not 0 < self.pseudo_threshold < 1:
-            raise ValueError(f"pseudo_threshold must be in (0, 1), got {self.pseudo_threshold}")
-        if self.teacher_gate < 0 or self.warmup_steps < 0:
-            raise ValueError("teacher_gate and warmup_steps must be >= 0")
 
     def ramp(self, step: int | None) -> float:
         """The share of the distillation weights at optimizer step ``step`` (0-based; None: 1)."""

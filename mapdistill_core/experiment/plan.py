@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mapdistill_core.checkpoint import read_model_config
-from mapdistill_core.config import config_from_dict, input_file, load_config, number
+from mapdistill_core.config import check_ranges, config_from_dict, input_file, load_config, number
 from mapdistill_core.distill.config import TERMS, DistillConfig
 from mapdistill_core.errors import ConfigError
 from mapdistill_core.training.config import ExperimentConfig
@@ -87,10 +87,7 @@ class ExperimentPlan:
     parallel: int = field(default=1, metadata=number(1))
 
     def __post_init__(self) -> None:
-        if self.parallel < 1:
-            raise ValueError(f"parallel must be >= 1, got {self.parallel}")
-        if self.grid_epochs < 0 or self.long_epochs < 0:
-            raise ValueError(f"grid_epochs and long_epochs must be >= 0, got {self.grid_epochs}, {self.long_epochs}")
+        check_ranges(self, "plan")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
         allowed = {f.name for f in dataclasses.fields(DistillConfig)} - {"teacher"}

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import yaml
+from tqdm import tqdm
 
 from mapdistill_core.atomic import atomic_output
 from mapdistill_core.checkpoint import read_extra
@@ -143,7 +144,14 @@ class Experiment:
         if not pending:
             return
         self.prepare_data()
-        Scheduler(self, pending, parallel).run()
+        Scheduler(self.plan, self.out, pending, parallel, self.teacher_ready, self.finished_run).run()
+
+    def finished_run(self, spec: RunSpec) -> None:
+        """After a worker trained and recorded ``spec``: say how it did, ship it if it is the best."""
+        record = self.record(spec)
+        test = f", test mAP {100 * record.test_map:.1f}" if record.test is not None else ""
+        tqdm.write(f"{spec.name}: done, val mAP {100 * record.val_mAP:.1f}{test}")
+        self.ship(spec)
 
     def report(self) -> dict:
         """Write the report from the records of the finished runs (see report)."""

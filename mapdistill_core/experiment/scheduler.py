@@ -10,17 +10,15 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
 
 from tqdm import tqdm
 
 from mapdistill_core.config import config_to_dict
 from mapdistill_core.errors import RunFailedError, TeacherNotReadyError
-from mapdistill_core.experiment.plan import RunSpec
+from mapdistill_core.experiment.plan import Plan, RunSpec
 from mapdistill_core.training.run_log import RunLog
-
-if TYPE_CHECKING:
-    from mapdistill_core.experiment.runner import Experiment
 
 
 def planned_steps(spec: RunSpec, train_samples: int) -> int:
@@ -42,14 +40,30 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child before ex
 
 class Scheduler:
     """Runs pending specs in worker processes, ``parallel`` at a time, teacher runs first (distilled
-    runs wait for the shipped teacher), with one progress bar for the plan and one per worker."""
+    runs wait for the shipped teacher), with one progress bar for the plan and one per worker.
 
-    def __init__(self, experiment: Experiment, pending: list[RunSpec], parallel: int):
+    Args:
+        plan: the plan's runs (names, order, device); out: their folders.
+        pending: the runs to train.
+        teacher_ready: whether the distilled runs may start (the shipped teacher is the best one).
+        finished: called in this process after a run's worker exited 0 (its record is written).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        out: Path,
+        pending: list[RunSpec],
+        parallel: int,
+        teacher_ready: Callable[[], bool],
+        finished: Callable[[RunSpec], None],
+    ):
         from mapdistill_core.training.datasets import build_train_set
 
-        self.experiment, self.queue, self.parallel = experiment, list(pending), parallel
-        self.total_runs = len(experiment.specs)
-        self.index = {s.name: i + 1 for i, s in enumerate(experiment.specs)}
+        self.plan, self.out, self.queue, self.parallel = plan, out, list(pending), parallel
+        self.teacher_ready, self.finished = teacher_ready, finished
+        self.total_runs = len(plan.specs)
+        self.index = {s.name: i + 1 for i, s in enumerate(plan.specs)}
         sizes = {}
         for spec in pending:
             key = json.dumps(config_to_dict(spec.config.data), sort_keys=True)
@@ -64,14 +78,14 @@ class Scheduler:
         env = dict(os.environ)
         from mapdistill_core.inference import resolve_device
 
-        if resolve_device(self.experiment.plan.config.device).type == "cpu":
+        if resolve_device(self.plan.config.device).type == "cpu":
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.parallel))
         return env
 
     def start(self, spec: RunSpec, slot: int) -> None:
-        folder = self.experiment.out / spec.name
+        folder = self.out / spec.name
         folder.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "mapdistill_core.experiment", self.experiment.plan.path, spec.name]
+        command = [sys.executable, "-m", "mapdistill_core.experiment", self.plan.path, spec.name]
         log = open(folder / "worker.log", "a", encoding="utf-8")
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=self.env(), preexec_fn=die_with_parent
@@ -89,17 +103,17 @@ class Scheduler:
 
     def next_ready(self) -> RunSpec | None:
         teachers_pending = any(s.kind == "teacher" for s in self.queue) or any(
-            self.experiment.plan.spec(n).kind == "teacher" for n in self.active
+            self.plan.spec(n).kind == "teacher" for n in self.active
         )
         for spec in self.queue:
-            if spec.needs_teacher and (teachers_pending or not self.experiment.teacher_ready()):
+            if spec.needs_teacher and (teachers_pending or not self.teacher_ready()):
                 continue
             self.queue.remove(spec)
             return spec
         return None
 
     def run(self) -> None:
-        done = sum(RunLog(self.experiment.out / n).last_step() for n in self.steps)
+        done = sum(RunLog(self.out / n).last_step() for n in self.steps)
         # steps trained before this start count as done but not into the rate (and the ETA)
         overall = tqdm(total=sum(self.steps.values()), initial=done, desc="plan", unit="step", position=0)
         try:
@@ -112,13 +126,13 @@ class Scheduler:
                 if not self.active:
                     if self.queue and not self.failed:
                         raise TeacherNotReadyError(
-                            f"{self.experiment.plan.path}: runs {[s.name for s in self.queue]} wait "
+                            f"{self.plan.path}: runs {[s.name for s in self.queue]} wait "
                             "for a teacher that no run will produce"
                         )
                     break
                 time.sleep(1.0)
                 for name, (process, bar) in list(self.active.items()):
-                    step = RunLog(self.experiment.out / name).last_step()
+                    step = RunLog(self.out / name).last_step()
                     overall.update(max(0, step - bar.n))
                     bar.update(max(0, step - bar.n))
                     if process.poll() is None:
@@ -126,16 +140,10 @@ class Scheduler:
                     bar.close()
                     del self.active[name]
                     if process.returncode == 0:
-                        spec = self.experiment.plan.spec(name)
-                        record = self.experiment.record(spec)
-                        test = f", test mAP {100 * record.test_map:.1f}" if record.test is not None else ""
-                        tqdm.write(f"{name}: done, val mAP {100 * record.val_mAP:.1f}{test}")
-                        self.experiment.ship(spec)
+                        self.finished(self.plan.spec(name))
                     else:
                         self.failed.append(name)
-                        tqdm.write(
-                            f"{name}: failed (exit {process.returncode}); see {self.experiment.out / name}/worker.log"
-                        )
+                        tqdm.write(f"{name}: failed (exit {process.returncode}); see {self.out / name}/worker.log")
         except BaseException:
             for process, _ in self.active.values():
                 process.terminate()

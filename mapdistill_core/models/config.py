@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mapdistill_core.config import number
+from mapdistill_core.config import check_ranges, number
 from mapdistill_core.map_elements import NUM_POINTS
-
-
-def require_positive(section: str, **values: int | tuple[int, ...]) -> None:
-    """ValueError naming ``section.key`` for any value (or tuple element) below 1."""
-    for key, value in values.items():
-        if min(value if isinstance(value, tuple) else (value,), default=0) < 1:
-            raise ValueError(f"{section}.{key} must be positive, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -32,9 +25,9 @@ class BackboneConfig:
     def __post_init__(self) -> None:
         if self.block not in ("basic", "bottleneck"):
             raise ValueError(f"backbone.block must be 'basic' or 'bottleneck', got '{self.block}'")
-        if len(self.depths) != 4 or min(self.depths) < 1:
-            raise ValueError("backbone.depths must list 4 positive block counts")
-        require_positive("backbone", width=self.width)
+        check_ranges(self, "backbone")
+        if len(self.depths) != 4:
+            raise ValueError("backbone.depths must list 4 block counts")
 
 
 @dataclass(frozen=True)
@@ -45,6 +38,7 @@ class LSSConfig:
     z_range: tuple[float, float] = field(default=(-5.0, 5.0), metadata=number())
 
     def __post_init__(self) -> None:
+        check_ranges(self, "lss")
         start, stop, step = self.depth_bins
         if not 0 < start < stop or step <= 0:
             raise ValueError(
@@ -63,8 +57,9 @@ class AttentionViewConfig:
     heights: tuple[float, ...] = field(default=(0.0,), metadata=number())
 
     def __post_init__(self) -> None:
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0 or not self.heights:
-            raise ValueError(f"attention needs an odd kernel_size >= 1 and some heights: {self}")
+        check_ranges(self, "attention")
+        if self.kernel_size % 2 == 0 or not self.heights:
+            raise ValueError(f"attention needs an odd kernel_size and some heights: {self}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,7 @@ class LidarConfig:
     z_range: tuple[float, float] = field(default=(-5.0, 5.0), metadata=number())
 
     def __post_init__(self) -> None:
-        require_positive("lidar", channels=self.channels, grid_scale=self.grid_scale)
+        check_ranges(self, "lidar")
 
 
 @dataclass(frozen=True)
@@ -92,10 +87,7 @@ class DecoderConfig:
     encoder_blocks: int = field(default=1, metadata=number(0))
 
     def __post_init__(self) -> None:
-        values = {k: getattr(self, k) for k in ("num_queries", "layers", "heads", "ffn_channels", "sampling_points")}
-        require_positive("decoder", **values)
-        if self.num_points < 2:
-            raise ValueError(f"decoder.num_points must be at least 2, got {self.num_points}")
+        check_ranges(self, "decoder")
 
 
 @dataclass(frozen=True)
@@ -108,6 +100,9 @@ class LossConfig:
     segmentation: float = field(default=1.0, metadata=number(0))
     focal_alpha: float = field(default=0.25, metadata=number(0, 1))
     focal_gamma: float = field(default=2.0, metadata=number(0))
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "loss")
 
 
 @dataclass(frozen=True)
@@ -138,13 +133,7 @@ class ModelConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
-        require_positive(
-            "model",
-            image_size=self.image_size,
-            neck_channels=self.neck_channels,
-            bev_size=self.bev_size,
-            bev_channels=self.bev_channels,
-        )
+        check_ranges(self, "model")
         if self.bev_channels % self.decoder.heads:
             raise ValueError(
                 f"model.bev_channels {self.bev_channels} must be divisible by decoder.heads {self.decoder.heads}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mapdistill_core.config import input_file, number
+from mapdistill_core.config import check_ranges, input_file, number
 from mapdistill_core.distill.config import DistillConfig
 from mapdistill_core.models.config import ModelConfig
 
@@ -44,8 +44,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.dataset not in ("synthetic", "nuscenes"):
             raise ValueError(f"data.dataset must be 'synthetic' or 'nuscenes', got '{self.dataset}'")
-        if self.lidar_sweeps < 1:
-            raise ValueError(f"data.lidar_sweeps must be >= 1, got {self.lidar_sweeps}")
+        check_ranges(self, "data")
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,9 @@ class TrainConfig:
     grad_share_every: int = field(default=100, metadata=number(0))
     amp: bool = True
     seed: int = field(default=0, metadata=number(0))
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "train")
 
 
 @dataclass(frozen=True)

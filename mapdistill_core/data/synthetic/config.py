@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mapdistill_core.config import number
+from mapdistill_core.config import check_ranges, number
 
 SPLIT_SEED_BASE = {"train": 0, "val": 1_000_000, "test": 2_000_000, "unlabeled": 3_000_000}
 """Scene i of a split has seed SPLIT_SEED_BASE[split] + i: the splits never share a scene. The
@@ -82,17 +82,10 @@ class SyntheticConfig:
     raster_half_size_m: float = field(default=60.0, metadata=number(0, low_open=True))
 
     def __post_init__(self) -> None:
-        if self.image_height < 16 or self.image_width < 16:
-            raise ValueError("image_height and image_width must be at least 16")
-        if self.samples_per_scene < 1 or self.sample_rate_hz <= 0:
-            raise ValueError("samples_per_scene must be >= 1 and sample_rate_hz > 0")
+        check_ranges(self, "synthetic")
         unknown = set(self.conditions) - set(CONDITIONS)
-        if unknown or not self.conditions or min(self.conditions.values()) < 0 or sum(self.conditions.values()) <= 0:
+        if unknown or not self.conditions or sum(self.conditions.values()) <= 0:
             raise ValueError("conditions must weight some of day, dusk, night with non-negative numbers")
         unknown_splits = set(self.scenes) - set(SPLIT_SEED_BASE)
         if unknown_splits:
             raise ValueError(f"scenes: unknown split '{sorted(unknown_splits)[0]}'")
-        if self.grid_size < 3:
-            raise ValueError("grid_size must be at least 3")
-        if self.lidar_sweeps < 1 or self.lidar_sweep_rate_hz <= 0:
-            raise ValueError("lidar_sweeps must be >= 1 and lidar_sweep_rate_hz > 0")
