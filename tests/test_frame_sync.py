@@ -13,6 +13,7 @@ from mapdistill_ros.online.frame_sync import (
     MISSING_REQUIRED,
     TOO_FEW_CAMERAS,
     Dropped,
+    EverySlot,
     FrameAssembler,
     FrameSet,
     LatestSlot,
@@ -199,6 +200,17 @@ def test_latest_slot_replaces_a_waiting_item_and_counts_the_drop():
 
 def test_latest_slot_wakes_a_waiting_consumer():
     slot, got = LatestSlot(), []
+    consumer = threading.Thread(target=lambda: got.append(slot.get(timeout=60)))
+    consumer.start()
+    slot.put("frame")
+    consumer.join(timeout=20)  # woken by put, not by its 60 s timeout
+    assert got == ["frame"] and not consumer.is_alive()
+
+
+def test_every_slot_hands_over_every_item_in_order_and_wakes_a_waiting_consumer():
+    slot, got = EverySlot(), []
+    assert [slot.put(item) for item in ("a", "b", "c")] == [False, False, False]  # nothing replaced
+    assert [slot.get(timeout=0) for _ in range(3)] == ["a", "b", "c"] and slot.get(timeout=0.01) is None
     consumer = threading.Thread(target=lambda: got.append(slot.get(timeout=60)))
     consumer.start()
     slot.put("frame")

@@ -233,7 +233,6 @@ class EverySlot(Generic[T]):
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._items: deque[T] = deque()
-        self.dropped = 0
 
     def put(self, item: T) -> bool:
         """Queue ``item``; always False (nothing is replaced)."""
