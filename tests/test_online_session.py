@@ -4,13 +4,14 @@ back, every set kept in REPLAY mode, and one worker step."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_ros import messages
 from mapdistill_ros.bags.typestore import MessageFactory
 from mapdistill_ros.online.frame_sync import LATE, STALE, SUPERSEDED, TIME_JUMP, TOO_FEW_CAMERAS
-from mapdistill_ros.online.online_pipeline import OnlinePipeline
+from mapdistill_ros.online.online_pipeline import OnlinePipeline, TransformCache
 from mapdistill_ros.online.session import ERROR, LIVE, REPLAY, OnlineMapSession
 from mapdistill_ros.online.stage_timer import StageTimer, diagnostic_array
 
@@ -173,3 +174,16 @@ def test_time_going_back_resets_the_session_counts_it_and_keeps_publishing(predi
     assert line == "time went back 30.000 s (the clock): synchronization and transforms reset"
     assert session.timer.summary()["events"] == {TIME_JUMP: 2} and resets == [0, 0]
     assert capture(session, 10_000 * MS) == [] and session.next_set().stamp_ns == 10_000 * MS
+
+
+def test_the_drivers_transform_cache_is_the_one_used_even_while_empty(predictor):
+    """The node hands over an empty cache for its output frame and conversions: it must be kept."""
+    cache = TransformCache("ego", lambda transform: np.eye(4))
+    session = make_session(predictor, transforms=cache)
+    assert session.transforms is cache and len(cache) == 0
+    transform = FACTORY.new(
+        "geometry_msgs/msg/TransformStamped",
+        header=messages.header(FACTORY, 0, "ego"),
+        child_frame_id="CAM_FRONT_optical",
+    )
+    assert session.on_transform(transform) == [] and cache.get("CAM_FRONT_optical") is not None

@@ -85,7 +85,7 @@ class OnlineMapSession:
         )
         self.slot: LatestSlot[FrameSet] | EverySlot[FrameSet] = LatestSlot() if mode == LIVE else EverySlot()
         self.max_frame_age_s = max_frame_age_s
-        self.transforms = transforms or TransformCache()
+        self.transforms = transforms if transforms is not None else TransformCache()  # empty is falsy
         self.lookup, self.on_rewind = lookup, on_rewind
         self.infos: list[Any] = [None] * len(camera_names)
 
