@@ -192,6 +192,48 @@ def add_replay(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_replay, outputs={"out": "folder"})
 
 
+def cmd_bag2samples(args: argparse.Namespace) -> int:
+    from mapdistill_ros.bags.bag2samples import bags_to_samples
+
+    drives = bags_to_samples(args.bags, args.out, args.image_size and tuple(args.image_size), args.slop, args.force)
+    for drive in drives:
+        dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(drive.dropped.items())) or "none"
+        print(f"{drive.name}: {drive.samples} samples (dropped: {dropped})")
+    print(f"wrote {args.out}: {len(drives)} drive(s); train on it with data.unlabeled_dir: {args.out}")
+    return 0
+
+
+def add_bag2samples(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bag2samples",
+        help="turn recorded drives (cameras + LiDAR, no map) into unlabelled training samples",
+        description="Convert rosbag2 recordings of drives nobody annotated into a drive folder the teacher labels "
+        "during distillation (set data.unlabeled_dir to it in a config with a distill section). A bag needs the six "
+        "cameras (/<CAM>/image_rect/compressed or /<CAM>/image_rect), /<CAM>/camera_info, /tf_static (base_link -> "
+        "each camera's optical frame and -> LIDAR_TOP) and /LIDAR_TOP (PointCloud2: x, y, z, intensity). Each bag "
+        "becomes one drive, named after its folder: OUT/<drive>/<i>.npz, listed in OUT/index.json. Captures without "
+        "every camera, calibration, transform and scan are dropped and counted.",
+    )
+    p.add_argument("bags", nargs="+", metavar="BAG", help="rosbag2 folder(s), one drive each")
+    p.add_argument("--out", required=True, help="drive folder to write into (created if needed)")
+    p.add_argument(
+        "--image-size",
+        nargs=2,
+        type=int_range(16, 4096),
+        metavar=("H", "W"),
+        help="store the images at H x W, intrinsics scaled to match (default: CAM_FRONT's own size); training "
+        "resizes to the model's size anyway, so the model's size saves disk",
+    )
+    p.add_argument(
+        "--slop",
+        type=fraction,
+        default=0.1,
+        help="largest spread of the stamps of one capture, seconds, 0..1 (default: %(default)s)",
+    )
+    p.add_argument("--force", action="store_true", help="write a drive again when --out holds it already")
+    p.set_defaults(func=cmd_bag2samples, outputs={"out": "folder"})
+
+
 def add_bag_output(p: argparse.ArgumentParser) -> None:
     """--out, --force and --storage of the commands that write a bag."""
     p.add_argument("--out", required=True, help="bag folder to create (must not exist, unless --force)")
@@ -206,8 +248,8 @@ def replace_bag(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register synthetic2bag, nuscenes2bag and replay on the subparsers of mapdistill_core.cli."""
-    for add in (add_synthetic2bag, add_nuscenes2bag, add_replay):
+    """Register synthetic2bag, nuscenes2bag, replay and bag2samples on the subparsers of mapdistill_core.cli."""
+    for add in (add_synthetic2bag, add_nuscenes2bag, add_replay, add_bag2samples):
         add(sub)
 
 

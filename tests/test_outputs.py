@@ -44,6 +44,7 @@ def commands(out: str, tmp: Path) -> dict[str, list[str]]:
         "synthetic2bag": ["synthetic2bag", "--out", f"{out}/bag"],
         "nuscenes2bag": ["nuscenes2bag", "--dataroot", "d", "--scene", "scene-0061", "--out", f"{out}/bag"],
         "replay": ["replay", "bag", "--out", out],
+        "bag2samples": ["bag2samples", "bag", "--out", out],
     }
 
 

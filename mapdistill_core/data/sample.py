@@ -104,11 +104,13 @@ def save_sample(sample: Sample, path: str | Path) -> None:
     """Write a Sample to a compressed ``.npz`` atomically (temporary file, then rename).
 
     Raises:
-        ValueError: the sample has no pose (``ego_to_world`` None): sample files always carry one.
+        ValueError: a labelled sample has no pose (``ego_to_world`` None): its map was drawn in the
+            world frame, so its file always carries one. An unlabelled sample's may be unknown (a
+            recorded drive without a world frame; training never reads the pose).
     """
-    if sample.ego_to_world is None:
-        raise ValueError(f"{path}: a sample without ego_to_world cannot be saved")
-    arrays = {name: getattr(sample, name) for name in _SHAPES}
+    if sample.ego_to_world is None and sample.labeled:
+        raise ValueError(f"{path}: a labelled sample without ego_to_world cannot be saved")
+    arrays = {name: getattr(sample, name) for name in _SHAPES if getattr(sample, name) is not None}
     arrays.update(
         labeled=np.bool_(sample.labeled),
         timestamp_ns=np.int64(sample.timestamp_ns),
@@ -138,13 +140,18 @@ def load_sample(path: str | Path) -> Sample:
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {name: _field(data, name, path) for name in _SHAPES}
+            unlabelled = "labeled" in data.files and not bool(data["labeled"])
+            arrays = {
+                name: _field(data, name, path)
+                for name in _SHAPES
+                if not (name == "ego_to_world" and unlabelled and name not in data.files)
+            }
             identity = {
                 "timestamp_ns": int(_field(data, "timestamp_ns", path)),
                 "scene": str(_field(data, "scene", path)),
                 "token": str(_field(data, "token", path)),
             }
-            if "labeled" in data.files and not bool(data["labeled"]):
+            if unlabelled:
                 return Sample(**arrays, **identity, labeled=False)
             classes = _field(data, "vector_classes", path)
             lengths = _field(data, "vector_lengths", path)

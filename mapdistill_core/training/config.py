@@ -23,6 +23,9 @@ class DataConfig:
             pseudo labels are their map targets and the distillation terms apply to them.
         unlabeled_labels: read those drives with their map instead, as labelled samples: the upper
             bound of what labelling them would give (a measurement, not a way to train).
+        unlabeled_dir: a folder of recorded drives written by ``mapdistill bag2samples`` (cameras
+            and LiDAR, no map), trained on beside the train split as unlabelled samples, like
+            ``unlabeled_scenes`` (either dataset; "": none). Needs a ``distill`` section.
         workers: DataLoader worker processes.
         version, dataroot: nuScenes version and folder (nuscenes only).
         lidar_sweeps: LiDAR sweeps per sample, the key frame's included (nuscenes only).
@@ -36,6 +39,7 @@ class DataConfig:
     test_scenes: int = field(default=0, metadata=number(0))
     unlabeled_scenes: int = field(default=0, metadata=number(0))
     unlabeled_labels: bool = False
+    unlabeled_dir: str = ""
     workers: int = field(default=0, metadata=number(0))
     version: str = "v1.0-trainval"
     dataroot: str = "data/nuscenes"
@@ -44,6 +48,11 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.dataset not in ("synthetic", "nuscenes"):
             raise ValueError(f"data.dataset must be 'synthetic' or 'nuscenes', got '{self.dataset}'")
+        if self.unlabeled_dir and (self.unlabeled_scenes or self.unlabeled_labels):
+            raise ValueError(
+                "data.unlabeled_dir (recorded drives, no map) goes without data.unlabeled_scenes and "
+                "data.unlabeled_labels (the synthetic unlabelled split); set one source"
+            )
         check_ranges(self, "data")
 
 
@@ -98,3 +107,5 @@ class ExperimentConfig:
             raise ValueError("a distill section needs a student model")
         if self.data.unlabeled_scenes and not self.data.unlabeled_labels and self.distill is None:
             raise ValueError("data.unlabeled_scenes needs a distill section: the teacher labels those drives")
+        if self.data.unlabeled_dir and self.distill is None:
+            raise ValueError("data.unlabeled_dir needs a distill section: the teacher labels those drives")

@@ -9,6 +9,7 @@ from pathlib import Path
 from torch.utils.data import ConcatDataset, Dataset
 
 from mapdistill_core.config import config_from_dict, config_to_dict, load_config
+from mapdistill_core.data.drive_folder import DriveFolder
 from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.data.synthetic.dataset import INDEX_FILE, SyntheticDataset, read_index
 from mapdistill_core.data.synthetic.generate import generate_split, split_labels
@@ -29,9 +30,12 @@ UPPER_BOUND_FOLDER = "unlabeled-with-map"
 
 
 def build_train_set(data: DataConfig) -> Dataset:
-    """What a run trains on: the train split, then ``data.unlabeled_scenes`` drives of the
-    "unlabeled" split (without their map; with it for ``data.unlabeled_labels``, the upper bound)."""
+    """What a run trains on: the train split, then either ``data.unlabeled_scenes`` drives of the
+    "unlabeled" split (without their map; with it for ``data.unlabeled_labels``, the upper bound) or
+    the recorded drives of ``data.unlabeled_dir`` (a drive folder: no map)."""
     train = build_dataset(data, "train")
+    if data.unlabeled_dir:
+        return ConcatDataset([train, DriveFolder(data.unlabeled_dir)])
     if data.unlabeled_scenes == 0:
         return train
     return ConcatDataset([train, build_dataset(data, "unlabeled", labels=data.unlabeled_labels)])

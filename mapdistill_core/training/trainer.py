@@ -271,7 +271,8 @@ class Trainer:
         self.scheduler.step()
         return {k: float(v) for k, v in parts.items()} | {"grad_norm": float(grad_norm)}
 
-    def validate(self, epoch: int) -> None:
+    def validate(self, epoch: float) -> None:
+        """Val mAP after ``epoch`` epochs (a fraction when a run stops part-way); keeps the best weights."""
         result = evaluate_model(self.model, self.val_set, self.device, self.config.train.val_samples)
         self.log({"epoch": epoch, "step": self.position["step"], "val": result.to_dict()})
         if result.mean_ap > self.position["best_map"]:
@@ -283,7 +284,8 @@ class Trainer:
             )
         if self.progress:
             tqdm.write(
-                f"epoch {epoch}: val mAP {100 * result.mean_ap:.1f} (best {100 * self.position['best_map']:.1f})"
+                f"epoch {epoch:.3g} (step {self.position['step']}): val mAP {100 * result.mean_ap:.1f} "
+                f"(best {100 * self.position['best_map']:.1f})"
             )
 
     def run(self, resume: bool = False) -> Path:

@@ -1,6 +1,6 @@
 """Reading a recorded drive: open a rosbag2 with its types checked, and find the rig's topics in it.
 
-Used by the offline replay and the soak benchmark; any rosbag2 that rosbags reads (MCAP, sqlite3,
+Used by the offline replay, bag2samples and the soak benchmark; any rosbag2 that rosbags reads (MCAP, sqlite3,
 written by this package or by `ros2 bag record`).
 """
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
+from tqdm import tqdm
 
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.errors import BagError
@@ -69,3 +70,19 @@ def camera_topics(available: set[str], bag: Path) -> tuple[dict[str, int], list[
             f"{', '.join(CAMERA_NAMES)}); the bag has: {', '.join(sorted(available)) or 'no topics'}"
         )
     return found, missing
+
+
+def read_messages(reader: AnyReader, connections: list, bag: Path, desc: str) -> Iterator[tuple]:
+    """(connection, time ns, raw bytes) of ``connections`` in time order, under a progress bar named
+    ``desc``; a bag that stops being readable part-way is a BagError naming it and the last time read."""
+    stream = iter(tqdm(reader.messages(connections), total=sum(c.msgcount for c in connections), desc=desc, unit="msg"))
+    t = None
+    while True:
+        try:
+            connection, t, raw = next(stream)
+        except StopIteration:
+            return
+        except Exception as e:  # noqa: BLE001 - the storage's own error, whatever its kind
+            where = "at its start" if t is None else f"after {t} ns"
+            raise BagError(f"{bag}: unreadable {where} ({type(e).__name__}: {e})") from None
+        yield connection, t, raw

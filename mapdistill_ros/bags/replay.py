@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rosbags.highlevel import AnyReader, AnyReaderError
-from tqdm import tqdm
 
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_core.errors import BagError
@@ -33,7 +32,7 @@ from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics.maptr_json import write_maptr_files
 from mapdistill_core.results import provenance, write_json
 from mapdistill_ros import messages, topics
-from mapdistill_ros.bags.bag_reader import camera_topics, open_bag
+from mapdistill_ros.bags.bag_reader import camera_topics, open_bag, read_messages
 from mapdistill_ros.bags.bag_writer import MapBagWriter
 from mapdistill_ros.bags.drive_pictures import write_drive_pictures
 from mapdistill_ros.bags.scoring import ground_truth_for_predictions, metrics_document, score
@@ -121,9 +120,8 @@ class BagReplay:
         infos = {topics.camera_info_topic(c): i for i, c in enumerate(CAMERA_NAMES)}
         wanted = {*sensors, *infos, topics.TF_STATIC, topics.GT_ELEMENTS, topics.GT_MARKERS}
         connections = [c for c in reader.connections if c.topic in wanted]
-        total = sum(c.msgcount for c in connections)
         self.session.pipeline.predictor.warm_up()  # the first frame's latency is then the model's, not its start-up
-        stream = iter(tqdm(reader.messages(connections), total=total, desc="replay", unit="msg"))
+        stream = read_messages(reader, connections, bag, "replay")
         try:
             self._replay(bag, reader, stream, sensors, infos, result, writer)
         except KeyboardInterrupt:
@@ -140,15 +138,7 @@ class BagReplay:
         self, bag: Path, reader: AnyReader, stream: Iterator, sensors: dict, infos: dict, result, writer
     ) -> None:
         """Every message of ``stream`` (connection, time, raw) through the pipeline; see ``run``."""
-        t = None
-        while True:
-            try:
-                connection, t, raw = next(stream)
-            except StopIteration:
-                break
-            except Exception as e:  # noqa: BLE001 - the storage's own error, whatever its kind
-                where = "at its start" if t is None else f"after {t} ns"
-                raise BagError(f"{bag}: unreadable {where} ({type(e).__name__}: {e})") from None
+        for connection, t, raw in stream:
             topic = connection.topic
             try:
                 message = reader.deserialize(raw, connection.msgtype)

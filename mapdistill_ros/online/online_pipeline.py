@@ -184,38 +184,80 @@ class OnlinePipeline:
         (cloud,) = clouds
         if cloud is None:
             raise ValueError(f"the teacher needs a LiDAR scan ({self.required[0]}) and the set has none")
-        frame = cloud.header.frame_id
-        pose = transforms.get(frame)
-        if pose is None:
-            raise ValueError(f"no transform {transforms.base_frame} -> {frame} for the LiDAR scan")
-        points = np.asarray(self.conversions.cloud(cloud), dtype=np.float32)
-        points[:, :3] = points[:, :3] @ pose[:3, :3].T.astype(np.float32) + pose[:3, 3].astype(np.float32)
-        return points
+        return scan_in_base(cloud, transforms, self.conversions.cloud)
 
     def _sample(self, images, rgb, infos, transforms, stamp_ns, lidar) -> tuple[Sample, np.ndarray, dict[str, str]]:
         """The Sample at the model's image size, the camera mask bool [N] and why each masked camera is."""
-        height, width = self.predictor.config.image_size
-        n = len(self.camera_names)
-        pixels, ks, poses = blank_cameras(n, (height, width))
-        mask, reasons = np.zeros(n, dtype=bool), {}
-        for i, (name, image, info) in enumerate(zip(self.camera_names, images, infos, strict=True)):
-            if image is None:
-                reasons[name] = "no image"
-                continue
-            frame = image.header.frame_id
-            pose = transforms.get(frame)
-            if info is None or pose is None:
-                reasons[name] = "no CameraInfo" if info is None else f"no transform {transforms.base_frame} -> {frame}"
-                continue
-            k = intrinsics(info)
-            h, w = rgb[i].shape[:2]
-            if (h, w) != (info.height, info.width):
-                raise ValueError(f"image of '{frame}' is {w} x {h}, its CameraInfo says {info.width} x {info.height}")
-            pixels[i], ks[i] = resize_camera(rgb[i], k, (height, width))
-            poses[i], mask[i] = pose, True
+        sample, mask, reasons = rig_sample(
+            self.camera_names, images, rgb, infos, transforms, self.predictor.config.image_size, lidar, stamp_ns
+        )
         usable = int(mask.sum())
         if usable < self.min_cameras:
             detail = ", ".join(f"{name}: {why}" for name, why in reasons.items())
             raise ValueError(f"{usable} usable cameras, fewer than min_cameras = {self.min_cameras} ({detail})")
-        sample = Sample(pixels, ks, poses, lidar, timestamp_ns=stamp_ns)
         return sample, mask, reasons
+
+
+def scan_in_base(cloud: Any, transforms: TransformCache, to_points: Callable[[Any], np.ndarray]) -> np.ndarray:
+    """A PointCloud2 moved into ``transforms.base_frame``: float32 [P, 4] x, y, z, intensity.
+
+    Raises:
+        ValueError: no transform to the scan's frame, or a malformed cloud.
+    """
+    frame = cloud.header.frame_id
+    pose = transforms.get(frame)
+    if pose is None:
+        raise ValueError(f"no transform {transforms.base_frame} -> {frame} for the LiDAR scan")
+    points = np.asarray(to_points(cloud), dtype=np.float32)
+    points[:, :3] = points[:, :3] @ pose[:3, :3].T.astype(np.float32) + pose[:3, 3].astype(np.float32)
+    return points
+
+
+def rig_sample(
+    camera_names: Sequence[str],
+    images: Sequence,
+    rgb: Sequence[np.ndarray | None],
+    infos: Sequence,
+    transforms: TransformCache,
+    size: tuple[int, int],
+    lidar: np.ndarray,
+    stamp_ns: int,
+) -> tuple[Sample, np.ndarray, dict[str, str]]:
+    """One capture of the rig as a Sample with its images at ``size`` (H, W).
+
+    Args:
+        camera_names: the rig's cameras, in the Sample's order.
+        images: per camera its Image or CompressedImage message (for the frame id), None when missing.
+        rgb: per camera the decoded uint8 RGB [H_i, W_i, 3], None when missing.
+        infos: per camera its CameraInfo, None while none arrived.
+        transforms: base_link -> camera optical frame, by each image's frame id.
+        size: (H, W) of the Sample's images; each camera is resized to it and its K scaled to match.
+        lidar: float32 [P, 4] in base_link (empty: no scan).
+
+    Returns:
+        the Sample (no map, no pose), the camera mask bool [N] (image, CameraInfo and transform
+        present; a masked camera is blank: ``data.batch.blank_cameras``) and, per masked
+        camera, why.
+
+    Raises:
+        ValueError: an image's size disagrees with its CameraInfo, or a CameraInfo is malformed.
+    """
+    n = len(camera_names)
+    pixels, ks, poses = blank_cameras(n, size)
+    mask, reasons = np.zeros(n, dtype=bool), {}
+    for i, (name, image, info) in enumerate(zip(camera_names, images, infos, strict=True)):
+        if image is None:
+            reasons[name] = "no image"
+            continue
+        frame = image.header.frame_id
+        pose = transforms.get(frame)
+        if info is None or pose is None:
+            reasons[name] = "no CameraInfo" if info is None else f"no transform {transforms.base_frame} -> {frame}"
+            continue
+        k = intrinsics(info)
+        h, w = rgb[i].shape[:2]
+        if (h, w) != (info.height, info.width):
+            raise ValueError(f"image of '{frame}' is {w} x {h}, its CameraInfo says {info.width} x {info.height}")
+        pixels[i], ks[i] = resize_camera(rgb[i], k, size)
+        poses[i], mask[i] = pose, True
+    return Sample(pixels, ks, poses, lidar, timestamp_ns=stamp_ns), mask, reasons
