@@ -25,4 +25,4 @@ def test_a_torn_last_line_is_skipped_and_truncate_keeps_the_steps_up_to_the_chec
     lines = [json.loads(line) for line in log.path.read_text().splitlines()]
     assert [e.get("step") for e in lines] == [None, 1, 2, 3] and log.last_step() == 3
     log.clear()
-    assert not log.exists()
+    assert not log.path.exists() and log.entries() == [] and log.last_step() == 0

@@ -42,9 +42,6 @@ class RunLog:
     def __init__(self, folder: str | Path):
         self.path = Path(folder) / NAME
 
-    def exists(self) -> bool:
-        return self.path.exists()
-
     def append(self, entry: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")

@@ -89,8 +89,7 @@ class BagReplay:
         slop_s: float = 0.1,
         queue_size: int = 5,
     ):
-        self.factory = MessageFactory()
-        pipeline = OnlinePipeline(predictor, self.factory, StageTimer(), score_threshold, min_cameras=min_cameras)
+        pipeline = OnlinePipeline(predictor, MessageFactory(), StageTimer(), score_threshold, min_cameras=min_cameras)
         self.session = OnlineMapSession(pipeline, CAMERA_NAMES, REPLAY, slop_s, queue_size)
         self.timer = self.session.timer
 
