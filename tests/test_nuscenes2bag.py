@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mapdistill_core.data.drive_folder import DriveFolder
 from mapdistill_core.data.nuscenes import NuScenesSource
 from mapdistill_core.data.sample import CAMERA_NAMES
 from mapdistill_ros import messages, topics
+from mapdistill_ros.bags.bag2samples import bags_to_samples
 from mapdistill_ros.bags.nuscenes2bag import write_nuscenes_bag
 from mapdistill_ros.cli import main
 from tests.nuscenes_fixture import SCENES, VERSION, build_nuscenes
@@ -114,3 +116,21 @@ def test_unknown_scene_lists_the_valid_ones(dataroot, tmp_path, capsys):
     error = capsys.readouterr().err
     assert "scene-9999" in error and all(name in error for name in SCENE_NAMES)
     assert not (tmp_path / "bag").exists()
+
+
+def test_bag2samples_gives_back_the_key_frames_the_devkit_reads(dataroot, samples, tmp_path):
+    """A nuScenes bag as a recorded drive: the key frames' images, intrinsics and scans come back as
+    the devkit's samples have them, without their map. The rig is the static one the node uses, so
+    cam_to_ego lacks the devkit's compensation of the ego's motion between camera and LiDAR times."""
+    write_nuscenes_bag(dataroot, VERSION, SCENE_NAMES, tmp_path / "drive")
+    (drive,) = bags_to_samples([tmp_path / "drive"], tmp_path / "drives")
+    assert drive.samples == KEY_FRAMES and not drive.dropped
+    source = NuScenesSource(dataroot, VERSION)
+    for sample, original in zip(DriveFolder(tmp_path / "drives"), samples, strict=True):
+        assert sample.timestamp_ns == original.timestamp_ns and not sample.labeled and sample.ground_truth == ()
+        np.testing.assert_array_equal(sample.images, original.images)
+        np.testing.assert_allclose(sample.intrinsics, original.intrinsics, rtol=1e-6)
+        np.testing.assert_allclose(sample.lidar, original.lidar, atol=1e-4)
+        for c, cam in enumerate(CAMERA_NAMES):
+            record = source.nusc.get("sample_data", source.nusc.get("sample", original.token)["data"][cam])
+            np.testing.assert_allclose(sample.cam_to_ego[c], source.sensor_to_ego(record), atol=1e-6)
