@@ -20,7 +20,7 @@ from mapdistill_core.config import load_config
 from mapdistill_core.errors import ConfigError, MapdistillError, RunLockedError
 from mapdistill_core.experiment.plan import ExperimentPlan, Plan
 from mapdistill_core.experiment.records import RunRecord, sha256
-from mapdistill_core.experiment.report import README_BEGIN, README_END, grid_text
+from mapdistill_core.experiment.report import README_BEGIN, README_END, grid_text, one_comparison
 from mapdistill_core.experiment.runner import Experiment
 from mapdistill_core.experiment.statistics import screen, summarize
 from mapdistill_core.models.model import build_model
@@ -285,3 +285,26 @@ def test_a_run_held_by_another_process_is_a_run_error_not_bad_input(tmp_path):
             experiment.execute(experiment.plan.spec("student-s0"))
     assert not issubclass(RunLockedError, MapdistillError)
     assert not (folder / "log.jsonl").exists()
+
+
+def test_a_group_that_trained_more_steps_is_also_compared_at_equal_steps_on_val():
+    """The unlabelled-drive study's epochs cover the drives too: its runs train more steps than the
+    student; the report says so and pairs them with the long student run of the same steps."""
+    records = [
+        record("teacher", 0, 0.40),
+        RunRecord("student-s0", "student", 0, test={"mAP": 0.15}, steps=2400, val_mAP=0.18),
+        RunRecord("student-long-s0", "student-long", 0, steps=4800, val_mAP=0.217),
+        RunRecord("upper20-s0", "upper", 0, test={"mAP": 0.254}, steps=4800, val_mAP=0.268),
+        RunRecord("distilled-s0", "distilled", 0, test={"mAP": 0.19}, steps=2400, val_mAP=0.2),
+    ]
+    summary = summarize({r.name: r for r in records})
+    upper = summary["upper20_vs_student"]
+    assert (upper["steps"], upper["student_steps"]) == (4800, 2400)
+    assert upper["equal_steps"] == [
+        {"seed": 0, "steps": 4800, "run": "student-long-s0", "student_val": 0.217, "val": 0.268}
+    ]
+    assert "equal_steps" not in summary["distilled_vs_student"]
+    text = one_comparison(summary, "upper20")
+    assert "upper20's runs trained 4,800 steps, the student's 2,400" in text
+    assert "At equal steps (4,800, seed 0), on val: upper20 26.8 against student-long-s0's 21.7 (+5.1)." in text
+    assert "trained" not in one_comparison(summary, "distilled")

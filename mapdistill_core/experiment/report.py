@@ -93,6 +93,17 @@ def one_comparison(summary: dict, group: str) -> str:
         )
     verdict = "exceeds" if c["beyond_seed_noise"] else "does not exceed"
     text += f"The gain **{verdict} seed noise** (rule: {c['rule']}).\n"
+    if c["steps"] != c["student_steps"]:
+        text += (
+            f"\n{group}'s runs trained {c['steps']:,} steps, the student's {c['student_steps']:,}: this difference "
+            "mixes more data with a longer schedule."
+        )
+        for row in c["equal_steps"]:
+            text += (
+                f" At equal steps ({row['steps']:,}, seed {row['seed']}), on val: {group} {_pct(row['val'])} against "
+                f"{row['run']}'s {_pct(row['student_val'])} ({100 * (row['val'] - row['student_val']):+.1f})."
+            )
+        text += "\n"
     return text
 
 

@@ -76,8 +76,31 @@ def summarize(records: dict[str, RunRecord]) -> dict:
         if kinds[group] in COMPARED and "student" in by_group:
             comparison = paired(by_group["student"], by_group[group], teacher)
             if comparison is not None:
+                steps, student_steps = group_steps(records, group), group_steps(records, "student")
+                comparison |= {"steps": steps, "student_steps": student_steps}
+                if steps != student_steps:
+                    comparison["equal_steps"] = equal_steps(records, group)
                 summary[f"{group}_vs_student"] = comparison
     return summary
+
+
+def group_steps(records: dict[str, RunRecord], group: str) -> int:
+    """The most optimizer steps a run of ``group`` trained (an epoch of the unlabelled-drive study
+    covers the drives too, so its runs train more steps than the student on the same epochs)."""
+    return max(r.steps for r in records.values() if r.group == group)
+
+
+def equal_steps(records: dict[str, RunRecord], group: str) -> list[dict]:
+    """``group``'s runs against the long student run of the same seed and step count, on val (the
+    long run is a curve and has no test): per such pair its seed, steps, the long run's name and val
+    mAP, and the group's run's val mAP. Separates more data from a longer schedule."""
+    longs = {(r.seed, r.steps): r for r in records.values() if r.kind == "student-long"}
+    return [
+        {"seed": r.seed, "steps": r.steps, "run": longs[r.seed, r.steps].name,
+         "student_val": longs[r.seed, r.steps].val_mAP, "val": r.val_mAP}
+        for r in sorted(records.values(), key=lambda r: r.seed)
+        if r.group == group and (r.seed, r.steps) in longs
+    ]  # fmt: skip
 
 
 def compared_order(group: str) -> tuple[int, int, str]:
