@@ -128,6 +128,13 @@ def test_a_drive_folder_refuses_a_file_with_a_map(recorded, tmp_path, drive_bag)
         folder[1]
     with pytest.raises(SampleFileError, match="index.json: no such file"):
         DriveFolder(tmp_path)
+    index = tmp_path / "drives" / "index.json"
+    index.write_text('{"kind": "mapdistill drives", "drives": [{"name": "drive-a", "samples": -1}]}')
+    with pytest.raises(SampleFileError, match="index.json: field 'drives' must list"):
+        DriveFolder(tmp_path / "drives")
+    index.write_text('{"split": "train", "scenes": 1}')  # a synthetic split's index
+    with pytest.raises(SampleFileError, match="not a drive folder's index"):
+        DriveFolder(tmp_path / "drives")
 
 
 def test_training_reads_the_drives_as_unlabelled_beside_the_labelled_split(drive_bag, tmp_path):

@@ -48,9 +48,13 @@ def read_drive_index(root: str | Path) -> dict:
         raise SampleFileError(f"{path}: not a drive folder's index (its 'kind' is not '{FOLDER_KIND}')")
     drives = index.get("drives")
     if not isinstance(drives, list) or not all(
-        isinstance(d, dict) and isinstance(d.get("name"), str) and isinstance(d.get("samples"), int) for d in drives
+        isinstance(d, dict)
+        and isinstance(d.get("name"), str)
+        and isinstance(d.get("samples"), int)
+        and d["samples"] >= 0
+        for d in drives
     ):
-        raise SampleFileError(f"{path}: field 'drives' must list objects with a 'name' and a number of 'samples'")
+        raise SampleFileError(f"{path}: field 'drives' must list objects with a 'name' and a count of 'samples' >= 0")
     return index
 
 
