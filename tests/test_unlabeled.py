@@ -19,7 +19,7 @@ from mapdistill_core.distill.pseudo_labels import pseudo_elements
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.datasets import build_train_set
-from mapdistill_core.training.trainer import Trainer
+from mapdistill_core.training.trainer import Trainer, gradient_cosines, gradient_shares, term_gradients
 from tests.model_fixtures import STUDENT, TEACHER, WORLD, experiment_yaml, samples
 
 
@@ -96,3 +96,17 @@ def test_unlabelled_drives_need_a_teacher_and_train_beside_the_labelled_ones(tmp
     upper = dataclasses.replace(upper, data=dataclasses.replace(upper.data, unlabeled_labels=True), distill=None)
     assert all(s.labeled and s.ground_truth for s in build_train_set(upper.data))
     assert load_model(tmp_path / "run" / "last.safetensors")[0].config == config.model
+
+
+def test_a_batch_without_a_labelled_sample_logs_a_zero_head_share_instead_of_failing():
+    """The pseudo-label head teaches the labelled samples only: on a batch of unlabelled ones it is a
+    constant, and the gradient-share log (every grad_share_every steps) gives it a zero share."""
+    torch.manual_seed(0)
+    teacher, student = build_model(TEACHER), build_model(STUDENT)
+    batch = collate([without_labels(s) for s in samples()], STUDENT.image_size, teacher.grid, 20)
+    config = DistillConfig("t.safetensors", head_targets="pseudo", pseudo_threshold=0.001)
+    terms, _ = Distiller(config, STUDENT, teacher)(student(batch), batch, student)
+    assert not terms["head"].requires_grad and terms["map"].requires_grad
+    grads = term_gradients(terms, [p for p in student.parameters() if p.requires_grad])
+    shares, cosines = gradient_shares(grads), gradient_cosines(grads)
+    assert shares["head"] == 0.0 and cosines["head"] == 0.0 and shares["map"] > 0 and shares["feature"] > 0

@@ -93,9 +93,14 @@ def map_loss(criterion: MapCriterion) -> LossFn:
 
 
 def term_gradients(terms: dict[str, torch.Tensor], params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Each loss term's gradient with respect to ``params``, flattened: name -> float32 [P]."""
+    """Each loss term's gradient with respect to ``params``, flattened: name -> float32 [P]. A term
+    that is a constant in this batch (the pseudo-label head on a batch without a labelled sample)
+    has a zero gradient."""
     out = {}
     for name, term in terms.items():
+        if not term.requires_grad:
+            out[name] = torch.cat([torch.zeros_like(p).float().flatten() for p in params])
+            continue
         grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
         out[name] = torch.cat(
             [(torch.zeros_like(p) if g is None else g).float().flatten() for g, p in zip(grads, params, strict=True)]
