@@ -20,7 +20,7 @@ from mapdistill_core.config import load_config
 from mapdistill_core.errors import ConfigError, MapdistillError, RunLockedError
 from mapdistill_core.experiment.plan import ExperimentPlan, Plan
 from mapdistill_core.experiment.records import RunRecord, sha256
-from mapdistill_core.experiment.report import README_BEGIN, README_END, grid_text, one_comparison
+from mapdistill_core.experiment.report import README_BEGIN, README_END, grid_text, one_comparison, table_groups
 from mapdistill_core.experiment.runner import Experiment
 from mapdistill_core.experiment.statistics import screen, summarize
 from mapdistill_core.models.model import build_model
@@ -229,11 +229,15 @@ def test_the_plan_lists_the_teacher_the_long_curve_the_references_and_the_grid_b
 def test_the_unlabelled_drive_study_has_its_control_and_its_upper_bound(tmp_path):
     plan_path = tmp_path / "plan.yaml"
     plan_path.write_text(
-        (ROOT / "config/experiment_kd.yaml").read_text() + "unlabeled_scenes: [20, 60]\nunlabeled_seeds: [0]\n"
+        (ROOT / "config/experiment_kd.yaml").read_text()
+        + "unlabeled_scenes: [20, 60]\nunlabeled_seeds: [0, 1]\nupper_seeds: [0]\n"
     )
     plan = Plan(load_config(ExperimentPlan, plan_path), str(plan_path))
     runs = {s.name: s for s in plan.specs if s.kind in ("unlabeled", "pseudo", "upper")}
-    assert set(runs) == {f"{k}{n}-s0" for k in ("unlabeled", "pseudo", "upper") for n in (20, 60)}
+    assert set(runs) == {f"{k}{n}-s{s}" for k in ("unlabeled", "pseudo") for n in (20, 60) for s in (0, 1)} | {
+        "upper20-s0",
+        "upper60-s0",
+    }
     full, control, upper = runs["unlabeled60-s0"].config, runs["pseudo60-s0"].config, runs["upper60-s0"].config
     assert full.data.unlabeled_scenes == control.data.unlabeled_scenes == upper.data.unlabeled_scenes == 60
     assert not full.data.unlabeled_labels and not control.data.unlabeled_labels and upper.data.unlabeled_labels
@@ -287,24 +291,31 @@ def test_a_run_held_by_another_process_is_a_run_error_not_bad_input(tmp_path):
     assert not (folder / "log.jsonl").exists()
 
 
-def test_a_group_that_trained_more_steps_is_also_compared_at_equal_steps_on_val():
+def test_a_compared_group_is_paired_with_the_student_that_trained_as_many_steps():
     """The unlabelled-drive study's epochs cover the drives too: its runs train more steps than the
-    student; the report says so and pairs them with the long student run of the same steps."""
+    student, so they are paired with the long student of equal steps; without one, with the student,
+    and the report says that the difference mixes data with schedule."""
     records = [
         record("teacher", 0, 0.40),
-        RunRecord("student-s0", "student", 0, test={"mAP": 0.15}, steps=2400, val_mAP=0.18),
-        RunRecord("student-long-s0", "student-long", 0, steps=4800, val_mAP=0.217),
-        RunRecord("upper20-s0", "upper", 0, test={"mAP": 0.254}, steps=4800, val_mAP=0.268),
-        RunRecord("distilled-s0", "distilled", 0, test={"mAP": 0.19}, steps=2400, val_mAP=0.2),
+        *(RunRecord(f"student-s{s}", "student", s, test={"mAP": m}, steps=2400) for s, m in ((0, 0.15), (1, 0.2))),
+        RunRecord("student-long-s0", "student-long", 0, test={"mAP": 0.21}, steps=4800),
+        RunRecord("upper20-s0", "upper", 0, test={"mAP": 0.254}, steps=4800),
+        *(RunRecord(f"distilled-s{s}", "distilled", s, test={"mAP": m}, steps=2400) for s, m in ((0, 0.19), (1, 0.2))),
+        RunRecord("pseudo20-s1", "pseudo", 1, test={"mAP": 0.25}, steps=4800),
     ]
     summary = summarize({r.name: r for r in records})
     upper = summary["upper20_vs_student"]
-    assert (upper["steps"], upper["student_steps"]) == (4800, 2400)
-    assert upper["equal_steps"] == [
-        {"seed": 0, "steps": 4800, "run": "student-long-s0", "student_val": 0.217, "val": 0.268}
-    ]
-    assert "equal_steps" not in summary["distilled_vs_student"]
+    assert (upper["student"], upper["steps"], upper["student_steps"]) == ("student-long", 4800, 4800)
+    assert upper["differences"] == pytest.approx({"0": 0.044}) and upper["gap"] == pytest.approx(0.19)
+    assert summary["distilled_vs_student"]["student"] == "student"
+    assert summary["distilled_vs_student"]["differences"] == pytest.approx({"0": 0.04, "1": 0.0})
     text = one_comparison(summary, "upper20")
-    assert "upper20's runs trained 4,800 steps, the student's 2,400" in text
-    assert "At equal steps (4,800, seed 0), on val: upper20 26.8 against student-long-s0's 21.7 (+5.1)." in text
-    assert "trained" not in one_comparison(summary, "distilled")
+    assert "| seed | student-long | upper20 | upper20 - student-long |" in text
+    assert "upper20 against student-long (4,800 steps): mean paired difference +4.4" in text
+    assert "trained" not in text
+    assert table_groups(summary)[:4] == ["teacher", "student", "student-long", "distilled"]
+    summary = summarize({r.name: r for r in records if r.kind != "student-long"})
+    assert summary["upper20_vs_student"]["student"] == "student"
+    assert "pseudo20_vs_student" in summary
+    text = one_comparison(summary, "pseudo20")
+    assert "pseudo20's runs trained 4,800 steps, student's 2,400: this difference mixes" in text

@@ -44,13 +44,15 @@ class ExperimentPlan:
             twice their standard deviation) to count as better.
         seeds: seeds of the student and distilled runs.
         ablation_seeds: seeds of the ablations, each loss alone (empty: none).
-        long_epochs, long_seeds: the student alone on a long schedule (val only), to show where
-            its val curve flattens (0 or no seeds: none).
-        unlabeled_scenes, unlabeled_seeds: per number N of unlabelled drives and seed, three runs on
-            the student's schedule: "unlabeled<N>" (the plan's distillation, the N drives mixed in
-            without their map), "pseudo<N>" (the same drives, every lambda 0: the teacher's pseudo
-            labels alone, the control that separates more data from distillation) and "upper<N>"
-            (the same drives with their map, no teacher: what labelling them would give).
+        long_epochs, long_seeds: the student alone on a long schedule, to show where its val curve
+            flattens (0 or no seeds: none); evaluated on test, as the partner of the compared runs that
+            train as many steps (the unlabelled-drive study's).
+        unlabeled_scenes, unlabeled_seeds: per number N of unlabelled drives and seed, two runs on
+            the student's epochs: "unlabeled<N>" (the plan's distillation, the N drives mixed in
+            without their map) and "pseudo<N>" (the same drives, every lambda 0: the teacher's pseudo
+            labels alone, the control that separates more data from distillation).
+        upper_seeds: per N and seed, "upper<N>" (the same drives with their map, no teacher: what
+            labelling them would give).
         out: runs folder (weights and training state; not committed).
         records: folder of the per-run records (committed); results, table: the report (with a
             PNG of the val curves beside the table).
@@ -75,6 +77,7 @@ class ExperimentPlan:
     long_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
     unlabeled_scenes: tuple[int, ...] = field(default=(), metadata=number(1))
     unlabeled_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
+    upper_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
     out: str = "runs/experiment_synthetic"
     records: str = "results/synthetic_kd"
     results: str = "results/synthetic_kd.json"
@@ -161,22 +164,27 @@ class Plan:
         config = dataclasses.replace(with_seed(self.student_config, seed), distill=distill)
         return with_epochs(config, epochs) if epochs else config
 
-    def unlabeled_runs(self, scenes: int, seed: int) -> list[RunSpec]:
-        """The unlabelled-drive study's three runs for ``scenes`` drives and ``seed`` (see the plan)."""
+    def with_drives(self, config: ExperimentConfig, scenes: int, labels: bool) -> ExperimentConfig:
+        """``config`` with ``scenes`` unlabelled drives mixed in, read with their map or without."""
+        data = dataclasses.replace(config.data, unlabeled_scenes=scenes, unlabeled_labels=labels)
+        return dataclasses.replace(config, data=data)
+
+    def unlabeled_runs(self, scenes: int) -> list[RunSpec]:
+        """The unlabelled-drive study's runs for ``scenes`` drives (see the plan)."""
         full = self.full_setting
         control = full | {k: 0.0 for k in TERMS}
-
-        def with_drives(config: ExperimentConfig, labels: bool) -> ExperimentConfig:
-            data = dataclasses.replace(config.data, unlabeled_scenes=scenes, unlabeled_labels=labels)
-            return dataclasses.replace(config, data=data)
-
-        return [
-            RunSpec(f"unlabeled{scenes}-s{seed}", "unlabeled", seed, with_drives(self.distilled(full, seed), False),
-                    setting=full),
-            RunSpec(f"pseudo{scenes}-s{seed}", "pseudo", seed, with_drives(self.distilled(control, seed), False),
-                    setting=control),
-            RunSpec(f"upper{scenes}-s{seed}", "upper", seed, with_drives(with_seed(self.student_config, seed), True)),
-        ]  # fmt: skip
+        specs = []
+        for seed in self.config.unlabeled_seeds:
+            specs += [
+                RunSpec(f"unlabeled{scenes}-s{seed}", "unlabeled", seed,
+                        self.with_drives(self.distilled(full, seed), scenes, False), setting=full),
+                RunSpec(f"pseudo{scenes}-s{seed}", "pseudo", seed,
+                        self.with_drives(self.distilled(control, seed), scenes, False), setting=control),
+            ]  # fmt: skip
+        for seed in self.config.upper_seeds:
+            config = self.with_drives(with_seed(self.student_config, seed), scenes, True)
+            specs.append(RunSpec(f"upper{scenes}-s{seed}", "upper", seed, config))
+        return specs
 
     def build_specs(self) -> list[RunSpec]:
         plan = self.config
@@ -194,7 +202,7 @@ class Plan:
         if plan.long_epochs:
             for seed in plan.long_seeds:
                 config = with_epochs(with_seed(self.student_config, seed), plan.long_epochs)
-                specs.append(RunSpec(f"student-long-s{seed}", "student-long", seed, config, test=False))
+                specs.append(RunSpec(f"student-long-s{seed}", "student-long", seed, config))
         for seed in plan.reference_seeds:
             config = with_seed(self.student_config, seed)
             config = with_epochs(config, plan.grid_epochs) if plan.grid_epochs else config
@@ -206,8 +214,8 @@ class Plan:
         for seed in plan.seeds:
             specs.append(RunSpec(f"student-s{seed}", "student", seed, with_seed(self.student_config, seed)))
             specs.append(RunSpec(f"distilled-s{seed}", "distilled", seed, self.distilled(full, seed), setting=full))
-        for scenes, seed in ((n, s) for n in plan.unlabeled_scenes for s in plan.unlabeled_seeds):
-            specs += self.unlabeled_runs(scenes, seed)
+        for scenes in plan.unlabeled_scenes:
+            specs += self.unlabeled_runs(scenes)
         for seed in plan.ablation_seeds:
             for term in TERMS:
                 setting = full | {k: (full[k] if k == term else 0.0) for k in TERMS}

@@ -19,7 +19,14 @@ from mapdistill_core.config import config_to_dict
 from mapdistill_core.distill.config import TERMS
 from mapdistill_core.experiment.plan import Plan
 from mapdistill_core.experiment.records import RunRecord
-from mapdistill_core.experiment.statistics import SCREEN_RULE, compared_order, grad_share_phases, screen, summarize
+from mapdistill_core.experiment.statistics import (
+    SCREEN_RULE,
+    STUDENTS,
+    compared_order,
+    grad_share_phases,
+    screen,
+    summarize,
+)
 from mapdistill_core.map_elements import CLASS_NAMES
 from mapdistill_core.metrics import THRESHOLDS
 from mapdistill_core.results import provenance, write_json
@@ -32,11 +39,12 @@ def _pct(value: float | None, digits: int = 1) -> str:
 
 
 def table_groups(summary: dict) -> list[str]:
-    """The groups of the main table, in order: teacher, student, the compared groups (distilled,
-    then the unlabelled study by kind and number of drives), each loss alone."""
+    """The groups of the main table, in order: teacher, the students alone (main and long schedule),
+    the compared groups (distilled, then the unlabelled study by kind and number of drives), each loss alone."""
     groups = [g for g in summary if "mAP_mean" in summary[g]]
-    compared = sorted((g for g in groups if g not in ("teacher", "student", *TERMS)), key=compared_order)
-    return [g for g in ("teacher", "student") if g in groups] + compared + [t for t in TERMS if t in groups]
+    first = ("teacher", *STUDENTS)
+    compared = sorted((g for g in groups if g not in (*first, *TERMS)), key=compared_order)
+    return [g for g in first if g in groups] + compared + [t for t in TERMS if t in groups]
 
 
 def main_table(records: dict[str, RunRecord], summary: dict, architecture: dict[str, dict]) -> str:
@@ -75,8 +83,9 @@ def comparison_text(summary: dict) -> str:
 
 def one_comparison(summary: dict, group: str) -> str:
     c = summary[f"{group}_vs_student"]
-    lines = [f"| seed | student | {group} | {group} - student |", "|---|---|---|---|"]
-    s, d = summary["student"]["per_seed"], summary[group]["per_seed"]
+    student = c["student"]
+    lines = [f"| seed | {student} | {group} | {group} - {student} |", "|---|---|---|---|"]
+    s, d = summary[student]["per_seed"], summary[group]["per_seed"]
     for seed in c["seeds"]:
         lines.append(
             f"| {seed} | {_pct(s[str(seed)])} | {_pct(d[str(seed)])} | {100 * c['differences'][str(seed)]:+.1f} |"
@@ -84,26 +93,20 @@ def one_comparison(summary: dict, group: str) -> str:
     std = f" ± {_pct(c['std_difference'])}" if c["std_difference"] is not None else ""
     p = "n/a (fewer than 2 seeds)" if c["p_value"] is None else f"{c['p_value']:.3f}"
     text = "\n".join(lines) + "\n\n"
-    text += f"{group}: mean paired difference {100 * c['mean_difference']:+.1f}{std} mAP over {len(c['seeds'])} "
-    text += f"seed(s); paired t-test p = {p}. "
+    text += f"{group} against {student} ({c['student_steps']:,} steps): mean paired difference "
+    text += f"{100 * c['mean_difference']:+.1f}{std} mAP over {len(c['seeds'])} seed(s); paired t-test p = {p}. "
     if c.get("gap_recovered") is not None:
         text += (
-            f"Teacher {_pct(c['teacher_mAP'])}: the gap to the student is {_pct(c['gap'])} mAP and "
+            f"Teacher {_pct(c['teacher_mAP'])}: the gap to {student} is {_pct(c['gap'])} mAP and "
             f"{group} recovers **{100 * c['gap_recovered']:.0f} %** of it. "
         )
     verdict = "exceeds" if c["beyond_seed_noise"] else "does not exceed"
     text += f"The gain **{verdict} seed noise** (rule: {c['rule']}).\n"
     if c["steps"] != c["student_steps"]:
         text += (
-            f"\n{group}'s runs trained {c['steps']:,} steps, the student's {c['student_steps']:,}: this difference "
-            "mixes more data with a longer schedule."
+            f"\n{group}'s runs trained {c['steps']:,} steps, {student}'s {c['student_steps']:,}: this difference "
+            "mixes more data with a longer schedule.\n"
         )
-        for row in c["equal_steps"]:
-            text += (
-                f" At equal steps ({row['steps']:,}, seed {row['seed']}), on val: {group} {_pct(row['val'])} against "
-                f"{row['run']}'s {_pct(row['student_val'])} ({100 * (row['val'] - row['student_val']):+.1f})."
-            )
-        text += "\n"
     return text
 
 

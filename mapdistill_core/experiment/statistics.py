@@ -13,6 +13,8 @@ NOISE_RULE = "every seed's paired difference > 0 and a two-sided paired t-test p
 SCREEN_RULE = "val gain over the references' mean above twice their seed standard deviation"
 COMPARED = ("distilled", "unlabeled", "pseudo", "upper")
 """Kinds of run each compared seed by seed with the student of the same seed."""
+STUDENTS = ("student", "student-long")
+"""Groups of the student alone a compared group can be paired with (``partner``)."""
 
 
 def screen(reference: list[float], value: float) -> dict:
@@ -57,7 +59,8 @@ def paired(student: dict[int, float], other: dict[int, float], teacher: float | 
 
 def summarize(records: dict[str, RunRecord]) -> dict:
     """Test mAP per group of runs (a group: the runs that differ only in their seed, e.g. "distilled"
-    or "unlabeled60": mean, std, per seed) and, per compared group, ``<group>_vs_student`` (``paired``)."""
+    or "unlabeled60": mean, std, per seed) and, per compared group, ``<group>_vs_student``: ``paired``
+    against its ``partner`` student group, plus that group's name and both step counts."""
     by_group: dict[str, dict[int, float]] = {}
     for record in records.values():
         if record.test is not None:
@@ -73,34 +76,28 @@ def summarize(records: dict[str, RunRecord]) -> dict:
     teacher = summary["teacher"]["mAP_mean"] if "teacher" in summary else None
     kinds = {r.group: r.kind for r in records.values()}
     for group in sorted(by_group, key=compared_order):
-        if kinds[group] in COMPARED and "student" in by_group:
-            comparison = paired(by_group["student"], by_group[group], teacher)
+        student = partner(records, by_group, group)
+        if kinds[group] in COMPARED and student is not None:
+            comparison = paired(by_group[student], by_group[group], teacher)
             if comparison is not None:
-                steps, student_steps = group_steps(records, group), group_steps(records, "student")
-                comparison |= {"steps": steps, "student_steps": student_steps}
-                if steps != student_steps:
-                    comparison["equal_steps"] = equal_steps(records, group)
-                summary[f"{group}_vs_student"] = comparison
+                steps = {"steps": group_steps(records, group), "student_steps": group_steps(records, student)}
+                summary[f"{group}_vs_student"] = comparison | {"student": student} | steps
     return summary
 
 
+def partner(records: dict[str, RunRecord], by_group: dict[str, dict], group: str) -> str | None:
+    """The student group ``group`` is paired with: the student alone trained as many optimizer steps
+    ("student-long" for the unlabelled-drive study, whose epochs cover the drives too), else
+    "student"; only groups with test results count. None without one."""
+    for student in STUDENTS:
+        if student in by_group and group_steps(records, student) == group_steps(records, group):
+            return student
+    return "student" if "student" in by_group else None
+
+
 def group_steps(records: dict[str, RunRecord], group: str) -> int:
-    """The most optimizer steps a run of ``group`` trained (an epoch of the unlabelled-drive study
-    covers the drives too, so its runs train more steps than the student on the same epochs)."""
+    """The most optimizer steps a run of ``group`` trained."""
     return max(r.steps for r in records.values() if r.group == group)
-
-
-def equal_steps(records: dict[str, RunRecord], group: str) -> list[dict]:
-    """``group``'s runs against the long student run of the same seed and step count, on val (the
-    long run is a curve and has no test): per such pair its seed, steps, the long run's name and val
-    mAP, and the group's run's val mAP. Separates more data from a longer schedule."""
-    longs = {(r.seed, r.steps): r for r in records.values() if r.kind == "student-long"}
-    return [
-        {"seed": r.seed, "steps": r.steps, "run": longs[r.seed, r.steps].name,
-         "student_val": longs[r.seed, r.steps].val_mAP, "val": r.val_mAP}
-        for r in sorted(records.values(), key=lambda r: r.seed)
-        if r.group == group and (r.seed, r.steps) in longs
-    ]  # fmt: skip
 
 
 def compared_order(group: str) -> tuple[int, int, str]:
