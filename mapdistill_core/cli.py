@@ -258,6 +258,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     from mapdistill_core.experiment.plan import ExperimentPlan
+    from mapdistill_core.experiment.report import table_groups
     from mapdistill_core.experiment.runner import Experiment
 
     if args.parallel is not None and args.parallel < 1:
@@ -270,16 +271,18 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     if not args.report_only:
         experiment.run(args.parallel)
     document = experiment.report()
-    for kind, row in document["summary"].items():
-        if "mAP_mean" in row:
-            spread = f" ± {100 * row['mAP_std']:.1f}" if row["mAP_std"] is not None else ""
-            seeds = len(row["per_seed"])
-            print(f"{kind:<12} test mAP {100 * row['mAP_mean']:.1f}{spread} ({seeds} seed{'s' * (seeds > 1)})")
-    comparison = document["summary"].get("distilled_vs_student")
-    if comparison and comparison.get("gap_recovered") is not None:
+    summary = document["summary"]
+    for group in table_groups(summary):
+        row = summary[group]
+        spread = f" ± {100 * row['mAP_std']:.1f}" if row["mAP_std"] is not None else ""
+        seeds = len(row["per_seed"])
+        print(f"{group:<12} test mAP {100 * row['mAP_mean']:.1f}{spread} ({seeds} seed{'s' * (seeds > 1)})")
+    for key in (k for k in summary if k.endswith("_vs_student")):
+        c = summary[key]
+        gap = f", gap recovered {100 * c['gap_recovered']:.0f} %" if c.get("gap_recovered") is not None else ""
         print(
-            f"gap recovered {100 * comparison['gap_recovered']:.0f} %, "
-            f"beyond seed noise: {comparison['beyond_seed_noise']}"
+            f"{key.removesuffix('_vs_student')} - {c['student']}: {100 * c['mean_difference']:+.1f} mAP{gap}, "
+            f"beyond seed noise: {c['beyond_seed_noise']}"
         )
     if document["pending"]:
         print(f"not finished: {', '.join(document['pending'])}")
