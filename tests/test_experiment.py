@@ -230,7 +230,7 @@ def test_the_unlabelled_drive_study_has_its_control_and_its_upper_bound(tmp_path
     plan_path = tmp_path / "plan.yaml"
     plan_path.write_text(
         (ROOT / "config/experiment_kd.yaml").read_text()
-        + "unlabeled_scenes: [20, 60]\nunlabeled_seeds: [0, 1]\nupper_seeds: [0]\n"
+        + "unlabeled_scenes: [20, 60]\nunlabeled_seeds: [0, 1]\nupper_seeds: [0]\nunlabeled_steps: 4800\n"
     )
     plan = Plan(load_config(ExperimentPlan, plan_path), str(plan_path))
     runs = {s.name: s for s in plan.specs if s.kind in ("unlabeled", "pseudo", "upper")}
@@ -244,6 +244,10 @@ def test_the_unlabelled_drive_study_has_its_control_and_its_upper_bound(tmp_path
     assert full.distill == plan.distilled(plan.full_setting, 0).distill
     assert control.distill.relation == control.distill.feature == control.distill.head == 0
     assert upper.distill is None and full.train == upper.train == control.train
+    assert (runs["unlabeled20-s0"].config.train.epochs, full.train.epochs) == (12, 6)  # 4,800 steps each
+    plan_path.write_text(plan_path.read_text() + "unlabeled_scenes: [30]\n")
+    with pytest.raises(ConfigError, match=r"unlabeled_steps 4800 is not a whole number of epochs with 30 drives "):
+        Plan(load_config(ExperimentPlan, plan_path), str(plan_path))
 
 
 def test_a_committed_record_reads_back_and_writes_the_same_json(tmp_path):

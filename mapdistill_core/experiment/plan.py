@@ -16,6 +16,7 @@ from typing import Any
 
 from mapdistill_core.checkpoint import read_model_config
 from mapdistill_core.config import check_ranges, config_from_dict, input_file, load_config, number
+from mapdistill_core.data.synthetic.config import SyntheticConfig
 from mapdistill_core.distill.config import TERMS, DistillConfig
 from mapdistill_core.errors import ConfigError
 from mapdistill_core.training.config import ExperimentConfig
@@ -53,6 +54,9 @@ class ExperimentPlan:
             labels alone, the control that separates more data from distillation).
         upper_seeds: per N and seed, "upper<N>" (the same drives with their map, no teacher: what
             labelling them would give).
+        unlabeled_steps: the optimizer steps of every run of the unlabelled-drive study, whatever N
+            (its epochs are set to make them; 0: the student's epochs). A fixed budget compares the
+            numbers of drives with each other and with student-long at equal steps.
         out: runs folder (weights and training state; not committed).
         records: folder of the per-run records (committed); results, table: the report (with a
             PNG of the val curves beside the table).
@@ -78,6 +82,7 @@ class ExperimentPlan:
     unlabeled_scenes: tuple[int, ...] = field(default=(), metadata=number(1))
     unlabeled_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
     upper_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
+    unlabeled_steps: int = field(default=0, metadata=number(0))
     out: str = "runs/experiment_synthetic"
     records: str = "results/synthetic_kd"
     results: str = "results/synthetic_kd.json"
@@ -169,20 +174,41 @@ class Plan:
         data = dataclasses.replace(config.data, unlabeled_scenes=scenes, unlabeled_labels=labels)
         return dataclasses.replace(config, data=data)
 
+    def unlabeled_epochs(self, scenes: int) -> int:
+        """The epochs of the unlabelled-drive study's runs with ``scenes`` drives: as many as make
+        ``unlabeled_steps`` optimizer steps (every drive, labelled or not, holds the world's
+        samples_per_scene), or the student's (0: ``with_epochs`` keeps them)."""
+        steps = self.config.unlabeled_steps
+        if not steps:
+            return 0
+        data, train = self.student_config.data, self.student_config.train
+        world = load_config(SyntheticConfig, data.world)
+        labelled = data.train_scenes or world.scenes.get("train", 0)
+        samples = (labelled + scenes) * world.samples_per_scene
+        per_epoch = samples // train.batch_size
+        if steps % per_epoch:
+            raise ConfigError(
+                f"{self.path}: unlabeled_steps {steps} is not a whole number of epochs with {scenes} drives "
+                f"({samples} samples, {per_epoch} steps per epoch at batch {train.batch_size})"
+            )
+        return steps // per_epoch
+
     def unlabeled_runs(self, scenes: int) -> list[RunSpec]:
         """The unlabelled-drive study's runs for ``scenes`` drives (see the plan)."""
         full = self.full_setting
         control = full | {k: 0.0 for k in TERMS}
+        epochs = self.unlabeled_epochs(scenes)
         specs = []
         for seed in self.config.unlabeled_seeds:
             specs += [
                 RunSpec(f"unlabeled{scenes}-s{seed}", "unlabeled", seed,
-                        self.with_drives(self.distilled(full, seed), scenes, False), setting=full),
+                        self.with_drives(self.distilled(full, seed, epochs), scenes, False), setting=full),
                 RunSpec(f"pseudo{scenes}-s{seed}", "pseudo", seed,
-                        self.with_drives(self.distilled(control, seed), scenes, False), setting=control),
+                        self.with_drives(self.distilled(control, seed, epochs), scenes, False), setting=control),
             ]  # fmt: skip
         for seed in self.config.upper_seeds:
-            config = self.with_drives(with_seed(self.student_config, seed), scenes, True)
+            config = with_seed(self.student_config, seed)
+            config = self.with_drives(with_epochs(config, epochs) if epochs else config, scenes, True)
             specs.append(RunSpec(f"upper{scenes}-s{seed}", "upper", seed, config))
         return specs
 
