@@ -186,7 +186,7 @@ class Plan:
         labelled = data.train_scenes or world.scenes.get("train", 0)
         samples = (labelled + scenes) * world.samples_per_scene
         per_epoch = samples // train.batch_size
-        if steps % per_epoch:
+        if not per_epoch or steps % per_epoch:
             raise ConfigError(
                 f"{self.path}: unlabeled_steps {steps} is not a whole number of epochs with {scenes} drives "
                 f"({samples} samples, {per_epoch} steps per epoch at batch {train.batch_size})"
