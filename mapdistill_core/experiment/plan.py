@@ -21,7 +21,7 @@ from mapdistill_core.distill.config import TERMS, DistillConfig
 from mapdistill_core.errors import ConfigError
 from mapdistill_core.training.config import ExperimentConfig
 
-CANDIDATES = ("student", "distilled", "unlabeled", "pseudo")
+CANDIDATES = ("student", "student-long", "distilled", "unlabeled", "pseudo")
 """Run kinds whose best on val is shipped as the camera-only model; ablations, grid, references and
 the upper bound (labels the study pretends not to have) are measurements."""
 
