@@ -136,6 +136,9 @@ def with_seed(config: ExperimentConfig, seed: int) -> ExperimentConfig:
 
 
 def with_epochs(config: ExperimentConfig, epochs: int) -> ExperimentConfig:
+    """``config`` trained ``epochs`` epochs; 0 keeps its own."""
+    if not epochs:
+        return config
     return dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=epochs))
 
 
@@ -167,7 +170,7 @@ class Plan:
             DistillConfig, {"teacher": str(self.teacher_path), **setting}, f"{self.path}: distill"
         )
         config = dataclasses.replace(with_seed(self.student_config, seed), distill=distill)
-        return with_epochs(config, epochs) if epochs else config
+        return with_epochs(config, epochs)
 
     def with_drives(self, config: ExperimentConfig, scenes: int, labels: bool) -> ExperimentConfig:
         """``config`` with ``scenes`` unlabelled drives mixed in, read with their map or without."""
@@ -207,8 +210,7 @@ class Plan:
                         self.with_drives(self.distilled(control, seed, epochs), scenes, False), setting=control),
             ]  # fmt: skip
         for seed in self.config.upper_seeds:
-            config = with_seed(self.student_config, seed)
-            config = self.with_drives(with_epochs(config, epochs) if epochs else config, scenes, True)
+            config = self.with_drives(with_epochs(with_seed(self.student_config, seed), epochs), scenes, True)
             specs.append(RunSpec(f"upper{scenes}-s{seed}", "upper", seed, config))
         return specs
 
@@ -230,8 +232,7 @@ class Plan:
                 config = with_epochs(with_seed(self.student_config, seed), plan.long_epochs)
                 specs.append(RunSpec(f"student-long-s{seed}", "student-long", seed, config))
         for seed in plan.reference_seeds:
-            config = with_seed(self.student_config, seed)
-            config = with_epochs(config, plan.grid_epochs) if plan.grid_epochs else config
+            config = with_epochs(with_seed(self.student_config, seed), plan.grid_epochs)
             specs.append(RunSpec(f"reference-s{seed}", "reference", seed, config, test=False))
         for i, overrides in enumerate(plan.grid):
             setting = full | overrides
