@@ -76,8 +76,8 @@ def summarize(records: dict[str, RunRecord]) -> dict:
     teacher = summary["teacher"]["mAP_mean"] if "teacher" in summary else None
     kinds = {r.group: r.kind for r in records.values()}
     for group in sorted(by_group, key=compared_order):
-        student = partner(records, by_group, group)
-        if kinds[group] in COMPARED and student is not None:
+        student = partner(records, by_group, group) if kinds[group] in COMPARED else None
+        if student is not None:
             comparison = paired(by_group[student], by_group[group], teacher)
             if comparison is not None:
                 steps = {"steps": group_steps(records, group), "student_steps": group_steps(records, student)}
