@@ -38,7 +38,7 @@ def cmd_eval_vectors(args: argparse.Namespace) -> int:
 
     predictions, ground_truth = _load_pair(args.pred, args.gt)
     try:
-        result = evaluate_vectors(predictions.samples, ground_truth.samples)
+        result = evaluate_vectors(predictions.samples, ground_truth.samples, min_score=args.score_threshold)
     except MapFileError as e:
         raise MapFileError(f"{args.pred}: {e}") from None
     print(format_table(result))
@@ -61,11 +61,19 @@ def add_eval_vectors(sub: argparse._SubParsersAction) -> None:
         help="Chamfer AP of predictions against ground truth (MapTR protocol)",
         description="Score vector-map predictions with the MapTR protocol: Chamfer-distance AP at "
         "0.5 / 1.0 / 1.5 m per class (divider, ped_crossing, boundary) and mAP. Reads MapTR's own "
-        "JSON files; samples are paired by sample_token. Prints a table; --out also writes JSON.",
+        "JSON files; samples are paired by sample_token. Prints a table; --out also writes JSON. "
+        "With --score-threshold, also the precision and recall, per class and Chamfer threshold, of "
+        "only the predictions scoring at least that: what a consumer keeping them gets (the node's "
+        "score_threshold parameter, the distiller's pseudo_threshold).",
     )
     p.add_argument("--pred", required=True, help='predictions JSON: {"results": [{"sample_token", "vectors"}]}')
     p.add_argument("--gt", required=True, help='ground-truth JSON: {"GTs": [{"sample_token", "vectors"}]}')
     p.add_argument("--out", help="write the result JSON here (mAP, AP per class/threshold, counts, provenance)")
+    p.add_argument(
+        "--score-threshold",
+        type=fraction,
+        help="also report precision / recall of the predictions with confidence at least this, in [0, 1]",
+    )
     p.set_defaults(func=cmd_eval_vectors, outputs={"out": "file"})
 
 

@@ -43,6 +43,20 @@ def test_eval_vectors_prints_table_and_writes_json(files, capsys, caplog):
     assert result["meta"]["pred"].endswith("pred.json") and "git_revision" in result["meta"]
 
 
+def test_eval_vectors_reports_the_operating_point_at_a_score(files, capsys):
+    out = files / "result.json"
+    args = ["eval-vectors", "--pred", str(files / "pred.json"), "--gt", str(files / "gt.json"), "--out", str(out)]
+    assert main([*args, "--score-threshold", "0.75"]) == 0
+    assert "Predictions scoring >= 0.75: precision / recall (%)" in capsys.readouterr().out
+    at_score = json.loads(out.read_text())["at_score"]
+    assert at_score["divider"] == {
+        "kept": 1,
+        "precision": dict.fromkeys(("0.5", "1.0", "1.5"), 1.0),
+        "recall": dict.fromkeys(("0.5", "1.0", "1.5"), 1.0),
+    }
+    assert at_score["ped_crossing"]["kept"] == 0  # its only prediction scores 0.7
+
+
 def test_eval_vectors_bad_input_is_a_clear_error(files, capsys):
     bad = files / "bad.json"
     bad.write_text(json.dumps({"results": [{"sample_token": "zzz", "vectors": []}]}))

@@ -6,7 +6,7 @@ import pytest
 from mapdistill_core.errors import MapFileError
 from mapdistill_core.map_elements import MapElement
 from mapdistill_core.metrics import evaluate_vectors
-from mapdistill_core.metrics.average_precision import assign_true_positives, average_precision
+from mapdistill_core.metrics.average_precision import assign_true_positives, average_precision, precision_recall_at
 from mapdistill_core.metrics.chamfer import (
     NON_CANDIDATE,
     bounding_box_gap,
@@ -65,6 +65,32 @@ def test_average_precision_takes_the_precision_envelope():
     # a false positive after the last true positive changes nothing; a missed ground truth caps recall
     assert average_precision(np.array([0.9, 0.5]), np.array([True, False]), num_gt=1) == pytest.approx(1.0)
     assert average_precision(np.array([0.9, 0.5]), np.array([False, True]), num_gt=2) == pytest.approx(0.25)
+
+
+def test_operating_point_keeps_only_confident_predictions():
+    # A (TP), a duplicate of A (FP), then B 0.7 m off its ground truth: a miss at 0.5 m, a hit at 1.0 m.
+    gt = {"s": [hline(0.0), hline(8.0)]}
+    pred = {"s": [hline(0.0, score=0.9), hline(0.0, score=0.8), hline(8.7, score=0.3), hline(3.0, cls=1, score=0.9)]}
+    strict = evaluate_vectors(pred, gt, min_score=0.5).at_score
+    assert strict["score"] == 0.5 and strict["divider"]["kept"] == 2
+    assert strict["divider"]["precision"] == {"0.5": 0.5, "1.0": 0.5, "1.5": 0.5}
+    assert strict["divider"]["recall"] == {"0.5": 0.5, "1.0": 0.5, "1.5": 0.5}
+    assert strict["ped_crossing"] is None  # no ground truth of that class
+    loose = evaluate_vectors(pred, gt, min_score=0.2).at_score["divider"]
+    assert loose["kept"] == 3
+    assert loose["precision"] == pytest.approx({"0.5": 1 / 3, "1.0": 2 / 3, "1.5": 2 / 3})
+    assert loose["recall"] == {"0.5": 0.5, "1.0": 1.0, "1.5": 1.0}
+    plain = evaluate_vectors(pred, gt)
+    assert plain.at_score == {} and "at_score" not in plain.to_dict()
+    assert evaluate_vectors(pred, gt, min_score=0.5).ap == plain.ap
+
+
+def test_operating_point_by_hand():
+    conf = np.array([0.9, 0.8, 0.7, 0.6])
+    tp = np.array([True, False, True, True])
+    assert precision_recall_at(conf, tp, num_gt=5, min_score=0.7) == pytest.approx((2 / 3, 2 / 5))
+    assert precision_recall_at(conf, tp, num_gt=5, min_score=0.95) == (0.0, 0.0)
+    assert precision_recall_at(conf, tp, num_gt=0, min_score=0.0) == (0.75, 0.0)
 
 
 def test_reversed_polyline_has_the_same_chamfer_distance():

@@ -24,6 +24,10 @@ from mapdistill_ros.cli import main
         ("replay bag --weights w --out {tmp}/o --min-cameras 7", "argument --min-cameras: must be in 1..6, got 7"),
         ("replay bag --weights w --out {tmp}/o --device bogus", "argument --device: expected auto, cpu, cuda"),
         ("synthetic2bag --samples -3 --out {tmp}/b", "argument --samples: must be >= 0, got -3"),
+        (
+            "eval-vectors --pred p --gt g --out {tmp}/r.json --score-threshold 1.5",
+            "--score-threshold: must be in [0, 1]",
+        ),
         ("export --weights w --out {tmp}/s.onnx --opset 5", "argument --opset: must be >= 16, got 5"),
         ("show-sample --scene -1 --out {tmp}/s.png", "argument --scene: must be >= 0, got -1"),
         ("show-sample --config config/synthetic_train_world.yaml --sample 999 --out {tmp}/s.png", "--sample 999"),

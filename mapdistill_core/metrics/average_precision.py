@@ -34,6 +34,29 @@ def assign_true_positives(scores: np.ndarray, confidences: np.ndarray, threshold
     return tp
 
 
+def precision_recall_at(confidences: np.ndarray, tp: np.ndarray, num_gt: int, min_score: float) -> tuple[float, float]:
+    """Precision and recall of the predictions of one class scoring at least ``min_score``.
+
+    Greedy assignment visits predictions by descending confidence, so the true positives among
+    those kept are the ones they would get alone: this is the operating point of a consumer that
+    keeps only them (the node's ``score_threshold``, a pseudo-label threshold).
+
+    Args:
+        confidences: float [D] confidences of every prediction of one class over the dataset.
+        tp: bool [D] whether each prediction is a true positive.
+        num_gt: number of ground-truth elements of that class over the dataset.
+        min_score: keep predictions with confidence >= this.
+
+    Returns:
+        (precision, recall) as fractions in [0, 1]; precision is 0 when nothing is kept, recall 0
+        without ground truth.
+    """
+    kept = confidences >= min_score
+    hits = int(np.count_nonzero(tp & kept))
+    count = int(np.count_nonzero(kept))
+    return hits / count if count else 0.0, hits / num_gt if num_gt else 0.0
+
+
 def average_precision(confidences: np.ndarray, tp: np.ndarray, num_gt: int) -> float:
     """Area under the precision-recall curve with the precision envelope (VOC "area" mode).
 

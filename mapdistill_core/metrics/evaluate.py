@@ -5,18 +5,23 @@ Per class and per sample, every predicted and ground-truth element is resampled 
 many points is used as given, as MapTR does). Pairs are scored by ``chamfer.score_matrix``,
 predictions are assigned greedily by confidence, and AP is the area under the enveloped
 precision-recall curve over all samples. mAP is the mean, over classes with at least one
-ground-truth element, of the mean AP over the thresholds.
+ground-truth element, of the mean AP over the thresholds. Optionally, per class and threshold, the
+precision and recall of the predictions that score at least a given confidence (an operating point).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from mapdistill_core.errors import MapFileError
 from mapdistill_core.map_elements import CLASS_NAMES, MapElement
-from mapdistill_core.metrics.average_precision import assign_true_positives, average_precision
+from mapdistill_core.metrics.average_precision import (
+    assign_true_positives,
+    average_precision,
+    precision_recall_at,
+)
 from mapdistill_core.metrics.chamfer import score_matrix
 from mapdistill_core.polyline import resample_polylines
 
@@ -33,15 +38,22 @@ class EvalResult:
             for a class without ground truth (left out of mAP).
         mean_ap: mAP as a fraction.
         counts: class name -> {"gt": n, "pred": n} elements evaluated.
+        at_score: with a ``min_score``: {"score": min_score, class name -> {"kept": n,
+            "precision": {"0.5": p, ...}, "recall": {"0.5": r, ...}} as fractions, or None for a
+            class without ground truth}; else empty.
     """
 
     ap: dict[str, dict[str, float] | None]
     mean_ap: float
     counts: dict[str, dict[str, int]]
+    at_score: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """The ``--out`` JSON layout: {"mAP", "AP", "counts"}."""
-        return {"mAP": self.mean_ap, "AP": self.ap, "counts": self.counts}
+        """The ``--out`` JSON layout: {"mAP", "AP", "counts"}, and "at_score" when there is one."""
+        out = {"mAP": self.mean_ap, "AP": self.ap, "counts": self.counts}
+        if self.at_score:
+            out["at_score"] = self.at_score
+        return out
 
 
 def _resample_group(points: list[np.ndarray], keep_exact: bool) -> np.ndarray:
@@ -63,6 +75,7 @@ def evaluate_vectors(
     predictions: dict[str, list[MapElement]],
     ground_truth: dict[str, list[MapElement]],
     thresholds: tuple[float, ...] = THRESHOLDS,
+    min_score: float | None = None,
 ) -> EvalResult:
     """Chamfer AP of predicted map elements against ground truth, MapTR protocol.
 
@@ -71,6 +84,8 @@ def evaluate_vectors(
         ground_truth: sample token -> ground-truth elements. Every sample here is evaluated; one
             missing from ``predictions`` has no predictions.
         thresholds: Chamfer distance thresholds in metres.
+        min_score: if given, also the precision and recall of the predictions scoring at least
+            this (``EvalResult.at_score``), from the same assignment as AP.
 
     Raises:
         MapFileError: a prediction's sample token has no ground truth.
@@ -84,6 +99,7 @@ def evaluate_vectors(
     ap: dict[str, dict[str, float] | None] = {}
     counts: dict[str, dict[str, int]] = {}
     class_means = []
+    at_score: dict = {} if min_score is None else {"score": min_score}
     for class_id, name in enumerate(CLASS_NAMES):
         confidences, tps, num_gt = [], [[] for _ in thresholds], 0
         for token, gt_elements in ground_truth.items():
@@ -109,16 +125,25 @@ def evaluate_vectors(
         counts[name] = {"gt": num_gt, "pred": len(conf_all)}
         if num_gt == 0:
             ap[name] = None
+            if at_score:
+                at_score[name] = None
             continue
-        per_threshold = {
-            f"{threshold:.1f}": average_precision(conf_all, np.concatenate(t) if t else np.zeros(0, bool), num_gt)
-            for t, threshold in zip(tps, thresholds, strict=True)
+        tp_all = {
+            f"{th:.1f}": np.concatenate(t) if t else np.zeros(0, bool) for t, th in zip(tps, thresholds, strict=True)
         }
+        per_threshold = {key: average_precision(conf_all, tp, num_gt) for key, tp in tp_all.items()}
+        if at_score:
+            points = {key: precision_recall_at(conf_all, tp, num_gt, min_score) for key, tp in tp_all.items()}
+            at_score[name] = {
+                "kept": int(np.count_nonzero(conf_all >= min_score)),
+                "precision": {key: p for key, (p, _) in points.items()},
+                "recall": {key: r for key, (_, r) in points.items()},
+            }
         per_threshold["mean"] = float(np.mean(list(per_threshold.values())))
         ap[name] = per_threshold
         class_means.append(per_threshold["mean"])
     mean_ap = float(np.mean(class_means)) if class_means else 0.0
-    return EvalResult(ap=ap, mean_ap=mean_ap, counts=counts)
+    return EvalResult(ap=ap, mean_ap=mean_ap, counts=counts, at_score=at_score)
 
 
 def format_table(result: EvalResult, thresholds: tuple[float, ...] = THRESHOLDS) -> str:
@@ -133,4 +158,16 @@ def format_table(result: EvalResult, thresholds: tuple[float, ...] = THRESHOLDS)
         lines.append(f"{name:<14}{text}{result.counts[name]['gt']:>8}{result.counts[name]['pred']:>8}")
     lines.append("-" * len(header))
     lines.append(f"{'mAP':<14}{100 * result.mean_ap:>9.1f}")
+    if result.at_score:
+        lines += ["", f"Predictions scoring >= {result.at_score['score']:g}: precision / recall (%)"]
+        header = f"{'class':<14}" + "".join(f"{'@' + k:>13}" for k in keys) + f"{'kept':>8}{'gt':>8}"
+        lines += [header, "-" * len(header)]
+        for name in CLASS_NAMES:
+            row = result.at_score[name]
+            if row is None:
+                text = "".join(f"{'n/a':>13}" for _ in keys) + f"{'':>8}"
+            else:
+                pairs = [f"{100 * row['precision'][k]:.1f} / {100 * row['recall'][k]:.1f}" for k in keys]
+                text = "".join(f"{pair:>13}" for pair in pairs) + f"{row['kept']:>8}"
+            lines.append(f"{name:<14}{text}{result.counts[name]['gt']:>8}")
     return "\n".join(lines)
