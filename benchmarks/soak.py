@@ -91,7 +91,7 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     replay = BagReplay(MapPredictor.from_checkpoint(args.weights, args.device), min_cameras=6)
     sampler = Sampler(replay, args.interval)
-    print(f"replaying {total} camera sets from {bag} on {replay.pipeline.predictor.device}")
+    print(f"replaying {total} camera sets from {bag} on {replay.session.pipeline.predictor.device}")
     sampler.start()
     with MapBagWriter(out) as writer:
         result = replay.run(bag, writer)
@@ -125,8 +125,9 @@ def main() -> None:
     print("queues and caches on the node path at the end (bound):")
     stages = result.timing["stages"]
     print(f"  stage timer: {max(s['count'] for s in stages.values())} times per stage (window {replay.timer.window})")
-    print(f"  frame assembler: {len(replay.assembler.pending)} pending sets (queue_size {replay.assembler.queue_size})")
-    print(f"  transform cache: {len(replay.transforms)} camera transforms (one per rig frame)")
+    assembler = replay.session.assembler
+    print(f"  frame assembler: {len(assembler.pending)} pending sets (queue_size {assembler.queue_size})")
+    print(f"  transform cache: {len(replay.session.transforms)} camera transforms (one per rig frame)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""benchmarks/run_all.py: a backend missing on this machine is one row that says so, and the table goes on."""
+"""benchmarks/run_all.py: a backend missing on this machine is one row that says so, and the table goes on;
+benchmarks/soak.py runs through on a short drive."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,3 +37,16 @@ def test_the_onnxruntime_row_names_the_provider_it_used(monkeypatch):
     (row,) = run_all.backend_rows(sample, torch.device("cpu"), warmup=0, iters=1)
     assert row.what == "student forward: onnxruntime (CPUExecutionProvider) vs PyTorch (cpu)"
     assert row.a.endswith(" ms") and row.b.endswith(" ms")
+
+
+def test_the_soak_benchmark_runs_through_a_short_drive(tmp_path):
+    bag = tmp_path / "bag"
+    args = ["--frames", "6", "--bag", str(bag), "--warmup", "2", "--interval", "0.2"]
+    done = subprocess.run(
+        [sys.executable, "benchmarks/soak.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # One test scene of 40 samples holds the 6 frames asked for; every one is processed.
+    assert "frames processed: 40 of 40, dropped: none" in done.stdout
+    assert "growth" in done.stdout and "transform cache: 7 camera transforms" in done.stdout
+    assert (tmp_path / "predictions").is_dir()
