@@ -288,6 +288,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     for key in (k for k in summary if k.endswith("_vs_student")):
         c = summary[key]
         gap = f", gap recovered {100 * c['gap_recovered']:.0f} %" if c.get("gap_recovered") is not None else ""
+        share = c.get("label_share")
+        if share and share["recovered"] is not None:
+            on = ", ".join(str(s) for s in share["seeds"])
+            plural = "s" * (len(share["seeds"]) > 1)
+            gap += f", {100 * share['recovered']:.0f} % of {share['upper']}'s gain (seed{plural} {on})"
         print(
             f"{key.removesuffix('_vs_student')} - {c['student']}: {100 * c['mean_difference']:+.1f} mAP{gap}, "
             f"beyond seed noise: {c['beyond_seed_noise']}"

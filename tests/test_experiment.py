@@ -282,6 +282,31 @@ def test_every_group_of_the_unlabelled_study_is_compared_with_the_student_of_its
     assert summary["pseudo60_vs_student"]["differences"] == pytest.approx({"0": 0.01, "1": -0.01})
 
 
+def test_teacher_labelled_drives_are_compared_with_their_true_map_on_the_seeds_all_share():
+    records = [
+        record("teacher", 0, 0.40),
+        *(
+            RunRecord(f"student-long-s{s}", "student-long", s, test={"mAP": m}, steps=4800)
+            for s, m in ((0, 0.2), (1, 0.26))
+        ),
+        RunRecord("upper20-s0", "upper", 0, test={"mAP": 0.25}, steps=4800),
+        *(RunRecord(f"pseudo20-s{s}", "pseudo", s, test={"mAP": m}, steps=4800) for s, m in ((0, 0.23), (1, 0.27))),
+        RunRecord("unlabeled60-s0", "unlabeled", 0, test={"mAP": 0.24}, steps=4800),
+    ]
+    summary = summarize({r.name: r for r in records})
+    share = summary["pseudo20_vs_student"]["label_share"]
+    assert share["upper"] == "upper20" and share["seeds"] == [0]  # upper20 has seed 0 only
+    assert share["gain"] == pytest.approx(0.03) and share["upper_gain"] == pytest.approx(0.05)
+    assert share["recovered"] == pytest.approx(0.6)
+    assert "upper20 against student-long" in one_comparison(summary, "upper20")
+    assert "label_share" not in summary["upper20_vs_student"]
+    assert summary["unlabeled60_vs_student"]["label_share"] is None  # no upper60 run
+    text = one_comparison(summary, "pseudo20")
+    assert "the true map of the same drives (upper20) gains +5.0 mAP over student-long" in text
+    assert "the teacher's labels give +3.0, **60 %** of what labels would" in text
+    assert "of what labels would" not in one_comparison(summary, "unlabeled60")
+
+
 def test_a_run_held_by_another_process_is_a_run_error_not_bad_input(tmp_path):
     plan = plan_files(tmp_path, epochs=1, extra="grid: []\n")
     experiment = Experiment(load_config(ExperimentPlan, plan), str(plan))

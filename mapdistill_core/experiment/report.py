@@ -1,10 +1,11 @@
 """The distillation benchmark's report, rendered from the run records alone (no weights needed).
 
 It writes the results JSON, the markdown report (main table, every compared group seed by seed
-against the student with the paired differences and the share of the gap recovered, the ablations,
-the val screening, the gradient shares early / middle / late, the val curves) and the main table
-into README between ``<!-- synthetic_kd:begin -->`` and ``<!-- synthetic_kd:end -->``. The numbers
-come from ``statistics``.
+against the student with the paired differences, the share of the gap recovered and, for the
+teacher-labelled drives, the share of what their true map gives; the ablations, the val screening,
+the gradient shares early / middle / late, the val curves) and the main table into README between
+``<!-- synthetic_kd:begin -->`` and ``<!-- synthetic_kd:end -->``. The numbers come from
+``statistics``.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ def main_table(records: dict[str, RunRecord], summary: dict, architecture: dict[
 
 
 def comparison_text(summary: dict) -> str:
-    """Per compared group: its test mAP and the student's seed by seed, the paired statistics and
-    the share of the teacher-student gap recovered."""
+    """Per compared group: its test mAP and the student's seed by seed, the paired statistics, the
+    share of the teacher-student gap recovered and, for teacher-labelled drives, of the true map's gain."""
     keys = [k for k in summary if k.endswith("_vs_student")]
     if not keys:
         return "No seed has both a student and a distilled run yet.\n"
@@ -102,6 +103,14 @@ def one_comparison(summary: dict, group: str) -> str:
         )
     verdict = "exceeds" if c["beyond_seed_noise"] else "does not exceed"
     text += f"The gain **{verdict} seed noise** (rule: {c['rule']}).\n"
+    share = c.get("label_share")
+    if share and share["recovered"] is not None:
+        seeds = ", ".join(str(s) for s in share["seeds"])
+        text += (
+            f"\nOn seed(s) {seeds}, the true map of the same drives ({share['upper']}) gains "
+            f"{100 * share['upper_gain']:+.1f} mAP over {student}; the teacher's labels give "
+            f"{100 * share['gain']:+.1f}, **{100 * share['recovered']:.0f} %** of what labels would.\n"
+        )
     if c["steps"] != c["student_steps"]:
         text += (
             f"\n{group}'s runs trained {c['steps']:,} steps, {student}'s {c['student_steps']:,}: this difference "

@@ -1,6 +1,7 @@
 """The benchmark's statistics, from run records alone: the screening rule, test mAP per group of runs
 and the paired comparisons with the student (differences per seed, a paired t-test, the share of the
-teacher-student gap recovered). Rendering is ``report``'s."""
+teacher-student gap recovered and, for the teacher-labelled drives, the share of what their true map
+gives). Rendering is ``report``'s."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ NOISE_RULE = "every seed's paired difference > 0 and a two-sided paired t-test p
 SCREEN_RULE = "val gain over the references' mean above twice their seed standard deviation"
 COMPARED = ("distilled", "unlabeled", "pseudo", "upper")
 """Kinds of run each compared seed by seed with the student of the same seed."""
+TEACHER_LABELLED = ("unlabeled", "pseudo")
+"""Kinds of the unlabelled-drive study whose drives the teacher labels; "upper" trains on the same
+drives with their true map."""
 STUDENTS = ("student", "student-long")
 """Groups of the student alone a compared group can be paired with (``partner``)."""
 
@@ -60,7 +64,8 @@ def paired(student: dict[int, float], other: dict[int, float], teacher: float | 
 def summarize(records: dict[str, RunRecord]) -> dict:
     """Test mAP per group of runs (a group: the runs that differ only in their seed, e.g. "distilled"
     or "unlabeled60": mean, std, per seed) and, per compared group, ``<group>_vs_student``: ``paired``
-    against its ``partner`` student group, plus that group's name and both step counts."""
+    against its ``partner`` student group, plus that group's name, both step counts and, for
+    teacher-labelled drives, ``label_share`` (what the true map of the same drives gives)."""
     by_group: dict[str, dict[int, float]] = {}
     for record in records.values():
         if record.test is not None:
@@ -82,7 +87,28 @@ def summarize(records: dict[str, RunRecord]) -> dict:
             if comparison is not None:
                 steps = {"steps": group_steps(records, group), "student_steps": group_steps(records, student)}
                 summary[f"{group}_vs_student"] = comparison | {"student": student} | steps
+                if kinds[group] in TEACHER_LABELLED:
+                    upper = "upper" + group.removeprefix(kinds[group])
+                    share = label_share(by_group[student], by_group[group], by_group.get(upper, {}))
+                    summary[f"{group}_vs_student"]["label_share"] = None if share is None else share | {"upper": upper}
     return summary
+
+
+def label_share(student: dict[int, float], labelled: dict[int, float], upper: dict[int, float]) -> dict | None:
+    """How much of the gain of the true map the teacher's labels give, on the seeds the three groups
+    share (test mAP by seed): both mean gains over the student and their ratio (None when the true
+    map gains nothing). None without a shared seed."""
+    seeds = sorted(set(student) & set(labelled) & set(upper))
+    if not seeds:
+        return None
+    gain = float(np.mean([labelled[s] - student[s] for s in seeds]))
+    upper_gain = float(np.mean([upper[s] - student[s] for s in seeds]))
+    return {
+        "seeds": seeds,
+        "gain": gain,
+        "upper_gain": upper_gain,
+        "recovered": gain / upper_gain if upper_gain > 0 else None,
+    }
 
 
 def partner(records: dict[str, RunRecord], by_group: dict[str, dict], group: str) -> str | None:
