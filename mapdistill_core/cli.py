@@ -63,8 +63,9 @@ def add_eval_vectors(sub: argparse._SubParsersAction) -> None:
         "0.5 / 1.0 / 1.5 m per class (divider, ped_crossing, boundary) and mAP. Reads MapTR's own "
         "JSON files; samples are paired by sample_token. Prints a table; --out also writes JSON. "
         "With --score-threshold, also the precision and recall, per class and Chamfer threshold, of "
-        "only the predictions scoring at least that: what a consumer keeping them gets (the node's "
-        "score_threshold parameter, the distiller's pseudo_threshold).",
+        "only the predictions scoring at least that: what a consumer keeping them gets (the node at its "
+        "score_threshold parameter; close to the distiller's pseudo labels at its pseudo_threshold, which "
+        "keep each query's best class only).",
     )
     p.add_argument("--pred", required=True, help='predictions JSON: {"results": [{"sample_token", "vectors"}]}')
     p.add_argument("--gt", required=True, help='ground-truth JSON: {"GTs": [{"sample_token", "vectors"}]}')
