@@ -125,14 +125,14 @@ def evaluate_vectors(
         counts[name] = {"gt": num_gt, "pred": len(conf_all)}
         if num_gt == 0:
             ap[name] = None
-            if at_score:
+            if min_score is not None:
                 at_score[name] = None
             continue
         tp_all = {
             f"{th:.1f}": np.concatenate(t) if t else np.zeros(0, bool) for t, th in zip(tps, thresholds, strict=True)
         }
         per_threshold = {key: average_precision(conf_all, tp, num_gt) for key, tp in tp_all.items()}
-        if at_score:
+        if min_score is not None:
             points = {key: precision_recall_at(conf_all, tp, num_gt, min_score) for key, tp in tp_all.items()}
             at_score[name] = {
                 "kept": int(np.count_nonzero(conf_all >= min_score)),
