@@ -20,9 +20,17 @@ from mapdistill_core.config import load_config
 from mapdistill_core.errors import ConfigError, MapdistillError, RunLockedError
 from mapdistill_core.experiment.plan import ExperimentPlan, Plan
 from mapdistill_core.experiment.records import RunRecord, sha256
-from mapdistill_core.experiment.report import README_BEGIN, README_END, grid_text, one_comparison, table_groups
+from mapdistill_core.experiment.report import (
+    README_BEGIN,
+    README_END,
+    drives_text,
+    grid_text,
+    one_comparison,
+    plot_drives,
+    table_groups,
+)
 from mapdistill_core.experiment.runner import Experiment
-from mapdistill_core.experiment.statistics import screen, summarize
+from mapdistill_core.experiment.statistics import drive_curve, screen, summarize
 from mapdistill_core.models.model import build_model
 from mapdistill_core.training.config import ExperimentConfig
 from mapdistill_core.training.trainer import Trainer
@@ -305,6 +313,35 @@ def test_teacher_labelled_drives_are_compared_with_their_true_map_on_the_seeds_a
     assert "the true map of the same drives (upper20) gains +5.0 mAP over student-long" in text
     assert "the teacher's labels give +3.0, **60 %** of what labels would" in text
     assert "of what labels would" not in one_comparison(summary, "unlabeled60")
+
+
+def test_the_gain_by_number_of_drives_compares_counts_on_the_seeds_they_share(tmp_path):
+    """pseudo20 has seeds 0 and 1, pseudo60 seed 0 only: each count's mean is over its own seeds,
+    the curve over seed 0 alone; a kind outside the drive study is left out."""
+    long = {0: 0.20, 1: 0.26}
+    records = [
+        record("teacher", 0, 0.40),
+        *(RunRecord(f"student-long-s{s}", "student-long", s, test={"mAP": m}, steps=4800) for s, m in long.items()),
+        *(RunRecord(f"pseudo20-s{s}", "pseudo", s, test={"mAP": m}, steps=4800) for s, m in ((0, 0.23), (1, 0.27))),
+        RunRecord("pseudo60-s0", "pseudo", 0, test={"mAP": 0.28}, steps=4800),
+        RunRecord("upper20-s1", "upper", 1, test={"mAP": 0.30}, steps=4800),
+        RunRecord("distilled-s0", "distilled", 0, test={"mAP": 0.21}, steps=4800),
+    ]
+    curve = drive_curve(summarize({r.name: r for r in records}))
+    assert list(curve) == ["pseudo", "upper"]
+    pseudo = curve["pseudo"]
+    assert list(pseudo["drives"]) == ["20", "60"]
+    assert pseudo["drives"]["20"]["mean_difference"] == pytest.approx(0.02)  # (+0.03 + 0.01) / 2
+    assert pseudo["drives"]["60"]["std_difference"] is None
+    assert pseudo["shared_seeds"] == [0]
+    assert pseudo["shared_gain"] == pytest.approx({"0": 0.0, "20": 0.03, "60": 0.08})
+    assert curve["upper"]["shared_gain"] == pytest.approx({"0": 0.0, "20": 0.04})
+    text = drives_text(curve)
+    assert "| pseudo | +2.0 ± 1.4 (seeds 0, 1) | +8.0 (seed 0) |" in text
+    assert "- pseudo (seed 0): 0 drives +0.0, 20 drives +3.0, 60 drives +8.0" in text
+    assert "| upper | +4.0 (seed 1) |  |" in text
+    plot_drives(curve, tmp_path / "drives.png")
+    assert (tmp_path / "drives.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_run_held_by_another_process_is_a_run_error_not_bad_input(tmp_path):

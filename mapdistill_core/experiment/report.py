@@ -2,7 +2,8 @@
 
 It writes the results JSON, the markdown report (main table, every compared group seed by seed
 against the student with the paired differences, the share of the gap recovered and, for the
-teacher-labelled drives, the share of what their true map gives; the ablations, the val screening,
+teacher-labelled drives, the share of what their true map gives; the gain by number of unlabelled
+drives, with its picture; the ablations, the val screening,
 the gradient shares early / middle / late, the val curves) and the main table into README between
 ``<!-- synthetic_kd:begin -->`` and ``<!-- synthetic_kd:end -->``. The numbers come from
 ``statistics``.
@@ -24,6 +25,7 @@ from mapdistill_core.experiment.statistics import (
     SCREEN_RULE,
     STUDENTS,
     compared_order,
+    drive_curve,
     grad_share_phases,
     screen,
     summarize,
@@ -33,6 +35,10 @@ from mapdistill_core.metrics import THRESHOLDS
 from mapdistill_core.results import provenance, write_json
 
 README_BEGIN, README_END = "<!-- synthetic_kd:begin -->", "<!-- synthetic_kd:end -->"
+
+
+def _seeds(seeds: list[int]) -> str:
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(s) for s in seeds)
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -117,6 +123,79 @@ def one_comparison(summary: dict, group: str) -> str:
             "mixes more data with a longer schedule.\n"
         )
     return text
+
+
+def drives_text(curve: dict[str, dict]) -> str:
+    """Per kind of the drive study, the mean paired gain over the student by number of drives (all
+    its seeds), then the same on the seeds every count shares."""
+    if not curve:
+        return "No run of the unlabelled-drive study has finished yet.\n"
+    counts = sorted({n for entry in curve.values() for n in entry["drives"]}, key=int)
+    lines = ["| kind | " + " | ".join(f"{n} drives" for n in counts) + " |", "|---|" + "---|" * len(counts)]
+    for kind, entry in curve.items():
+        cells = []
+        for n in counts:
+            d = entry["drives"].get(n)
+            if d is None:
+                cells.append("")
+                continue
+            std = f" ± {_pct(d['std_difference'])}" if d["std_difference"] is not None else ""
+            cells.append(f"{100 * d['mean_difference']:+.1f}{std} ({_seeds(d['seeds'])})")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n\nTest mAP gain over the student that trained as many steps, mean ± std of the paired "
+    text += "differences over the seeds listed. On the seeds every count of a kind shares:\n\n"
+    for kind, entry in curve.items():
+        if entry["shared_gain"]:
+            steps = ", ".join(f"{n} drives {100 * g:+.1f}" for n, g in entry["shared_gain"].items())
+            text += f"- {kind} ({_seeds(entry['shared_seeds'])}): {steps}\n"
+        else:
+            text += f"- {kind}: its numbers of drives share no seed\n"
+    return text
+
+
+def plot_drives(curve: dict[str, dict], path: Path) -> None:
+    """Gain over the student by number of unlabelled drives, one line per kind: on the seeds every
+    count shares (solid), and the mean ± std over all seeds of each count (error bars). A PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    colors = {"unlabeled": "tab:red", "pseudo": "tab:orange", "upper": "tab:green"}
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for offset, (kind, entry) in enumerate(curve.items()):
+        color = colors.get(kind, "tab:gray")
+        if entry["shared_gain"]:
+            xs = [int(n) for n in entry["shared_gain"]]
+            ax.plot(
+                xs,
+                [100 * g for g in entry["shared_gain"].values()],
+                color=color,
+                marker="o",
+                label=f"{kind}, {_seeds(entry['shared_seeds'])}",
+            )
+        for n, d in entry["drives"].items():
+            std = 0.0 if d["std_difference"] is None else 100 * d["std_difference"]
+            ax.errorbar(
+                int(n) + (offset - 1),
+                100 * d["mean_difference"],
+                yerr=std,
+                color=color,
+                fmt="s",
+                alpha=0.5,
+                markerfacecolor="none",
+                capsize=3,
+            )
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("unlabelled drives added to the train split")
+    ax.set_ylabel("test mAP gain over the student")
+    ax.set_title("Gain by unlabelled drives (squares: mean ± std over all seeds)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
 
 
 def grid_text(records: dict[str, RunRecord], plan_setting: dict) -> str:
@@ -253,20 +332,25 @@ def write_report(plan: Plan, records: dict[str, RunRecord], pending: list[str], 
     """Write the plan's results (JSON), table (markdown), the curves PNG beside it and README's table."""
     plan_path, setting, plan = plan.path, plan.full_setting, plan.config
     summary = summarize(records)
+    curve = drive_curve(summary)
     table = main_table(records, summary, architecture)
     document = {
         "meta": provenance(
             plan=plan_path, plan_config=config_to_dict(plan), split="test", selection="best val mAP per run"
         ),
         "summary": summary,
+        "drive_study": curve,
         "architecture": architecture,
         "pending": pending,
         "runs": {name: r.to_dict() for name, r in records.items()},
     }
     write_json(plan.results, document)
     curves = Path(plan.table).with_suffix(".png")
+    drives = Path(plan.table).with_name(Path(plan.table).stem + "_drives.png")
     if records:
         plot_curves(records, curves)
+    if curve:
+        plot_drives(curve, drives)
     pending_text = f"Not finished yet: {', '.join(pending)}.\n" if pending else "Every run of the plan has finished.\n"
     markdown = "\n".join(
         [
@@ -279,6 +363,8 @@ def write_report(plan: Plan, records: dict[str, RunRecord], pending: list[str], 
             "`make bench` table.\n",
             "## Against the student, seed by seed\n",
             comparison_text(summary),
+            "## Gain with the number of unlabelled drives\n",
+            (f"![gain by drives]({drives.name})\n\n" if curve else "") + drives_text(curve),
             "## Distillation setting grid (val only)\n",
             grid_text(records, setting),
             "## Share of the student's gradient norm per loss term (cos: alignment with the map loss's gradient)\n",

@@ -1,7 +1,7 @@
 """The benchmark's statistics, from run records alone: the screening rule, test mAP per group of runs
 and the paired comparisons with the student (differences per seed, a paired t-test, the share of the
 teacher-student gap recovered and, for the teacher-labelled drives, the share of what their true map
-gives). Rendering is ``report``'s."""
+gives; the gain by number of unlabelled drives). Rendering is ``report``'s."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ NOISE_RULE = "every seed's paired difference > 0 and a two-sided paired t-test p
 SCREEN_RULE = "val gain over the references' mean above twice their seed standard deviation"
 COMPARED = ("distilled", "unlabeled", "pseudo", "upper")
 """Kinds of run each compared seed by seed with the student of the same seed."""
+DRIVE_STUDY = ("unlabeled", "pseudo", "upper")
+"""Kinds of run of the unlabelled-drive study: their groups are named <kind><number of drives>."""
 TEACHER_LABELLED = ("unlabeled", "pseudo")
 """Kinds of the unlabelled-drive study whose drives the teacher labels; "upper" trains on the same
 drives with their true map."""
@@ -109,6 +111,39 @@ def label_share(student: dict[int, float], labelled: dict[int, float], upper: di
         "upper_gain": upper_gain,
         "recovered": gain / upper_gain if upper_gain > 0 else None,
     }
+
+
+def drive_curve(summary: dict) -> dict[str, dict]:
+    """The gain over the student by number of unlabelled drives, per kind of the drive study, from
+    ``summarize``'s paired comparisons. Per kind: "drives", by count (string keys), the seeds, mean
+    and std of the paired differences; "shared_seeds", the seeds every count of the kind has; and
+    "shared_gain", by count, the mean difference on those seeds only, with "0" (the student
+    itself) at 0 (empty without a shared seed). Counts compare only on shared seeds: seed noise
+    is as large as the gains."""
+    curve: dict[str, dict] = {}
+    for key, comparison in summary.items():
+        group = key.removesuffix("_vs_student")
+        kind = group.rstrip("0123456789")
+        if key == group or kind not in DRIVE_STUDY or kind == group:
+            continue
+        curve.setdefault(kind, {"drives": {}})["drives"][group[len(kind) :]] = {
+            "seeds": comparison["seeds"],
+            "mean_difference": comparison["mean_difference"],
+            "std_difference": comparison["std_difference"],
+            "differences": comparison["differences"],
+        }
+    for entry in curve.values():
+        counts = sorted(entry["drives"], key=int)
+        entry["drives"] = {n: entry["drives"][n] for n in counts}
+        shared = sorted(set.intersection(*(set(entry["drives"][n]["seeds"]) for n in counts)))
+        entry["shared_seeds"] = shared
+        entry["shared_gain"] = (
+            {"0": 0.0}
+            | {n: float(np.mean([entry["drives"][n]["differences"][str(s)] for s in shared])) for n in counts}
+            if shared
+            else {}
+        )
+    return {kind: curve[kind] for kind in DRIVE_STUDY if kind in curve}
 
 
 def partner(records: dict[str, RunRecord], by_group: dict[str, dict], group: str) -> str | None:
