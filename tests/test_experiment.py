@@ -258,6 +258,36 @@ def test_the_unlabelled_drive_study_has_its_control_and_its_upper_bound(tmp_path
         Plan(load_config(ExperimentPlan, plan_path), str(plan_path))
 
 
+def test_the_long_distilled_runs_are_the_plans_setting_on_the_long_schedule_paired_with_student_long(tmp_path):
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text((ROOT / "config/experiment_kd.yaml").read_text() + "long_distilled_seeds: [0, 2]\n")
+    plan = Plan(load_config(ExperimentPlan, plan_path), str(plan_path))
+    runs = {s.name: s for s in plan.specs if s.kind == "distilled-long"}
+    assert list(runs) == ["distilled-long-s0", "distilled-long-s2"]
+    long = next(s for s in plan.specs if s.name == "student-long-s2")
+    config = runs["distilled-long-s2"].config
+    assert config.train == long.config.train and config.data == long.config.data
+    assert config.distill == plan.distilled(plan.full_setting, 2).distill and runs["distilled-long-s2"].test
+    plan_path.write_text(plan_path.read_text() + "long_epochs: 0\n")
+    with pytest.raises(ConfigError, match="long_distilled_seeds needs long_epochs"):
+        load_config(ExperimentPlan, plan_path)
+    records = [
+        record("teacher", 0, 0.40),
+        *(record("student", s, 0.15) for s in (0, 1)),
+        *(
+            RunRecord(f"student-long-s{s}", "student-long", s, test={"mAP": m}, steps=4800)
+            for s, m in ((0, 0.2), (1, 0.26))
+        ),
+        *(
+            RunRecord(f"distilled-long-s{s}", "distilled-long", s, test={"mAP": m}, steps=4800)
+            for s, m in ((0, 0.22), (1, 0.25))
+        ),
+    ]
+    comparison = summarize({r.name: r for r in records})["distilled-long_vs_student"]
+    assert comparison["student"] == "student-long"
+    assert comparison["differences"] == pytest.approx({"0": 0.02, "1": -0.01})
+
+
 def test_a_committed_record_reads_back_and_writes_the_same_json(tmp_path):
     path = ROOT / "results/kd/reference-s0.json"
     record = RunRecord.read(path)

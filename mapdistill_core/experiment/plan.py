@@ -3,8 +3,9 @@
 The plan names the teacher (a config to train, or existing weights), the student config, the
 distillation setting, the seeds, a grid of settings screened on val against the student alone on the
 same schedule (several seeds: the noise floor), the ablations (each loss alone), a long-schedule
-student curve and the unlabelled-drive study. ``Plan`` lists its runs in the order teacher, long
-curve, references, grid, main runs, unlabelled drives, ablations.
+student curve with its distilled counterpart and the unlabelled-drive study. ``Plan`` lists its runs
+in the order teacher, long curve, references, grid, main runs, unlabelled drives, long distilled
+runs, ablations.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from mapdistill_core.distill.config import TERMS, DistillConfig
 from mapdistill_core.errors import ConfigError
 from mapdistill_core.training.config import ExperimentConfig
 
-CANDIDATES = ("student", "student-long", "distilled", "unlabeled", "pseudo")
+CANDIDATES = ("student", "student-long", "distilled", "distilled-long", "unlabeled", "pseudo")
 """Run kinds whose best on val is shipped as the camera-only model; ablations, grid, references and
 the upper bound (labels the study pretends not to have) are measurements."""
 
@@ -48,6 +49,8 @@ class ExperimentPlan:
         long_epochs, long_seeds: the student alone on a long schedule, to show where its val curve
             flattens (0 or no seeds: none); evaluated on test, as the partner of the compared runs that
             train as many steps (the unlabelled-drive study's).
+        long_distilled_seeds: the distilled runs ("distilled-long") on the long schedule, the plan's
+            setting, labelled data only: whether the gain grows with the schedule (needs long_epochs).
         unlabeled_scenes, unlabeled_seeds: per number N of unlabelled drives and seed, two runs on
             the student's epochs: "unlabeled<N>" (the plan's distillation, the N drives mixed in
             without their map) and "pseudo<N>" (the same drives, every lambda 0: the teacher's pseudo
@@ -79,6 +82,7 @@ class ExperimentPlan:
     ablation_seeds: tuple[int, ...] = field(default=(0, 1), metadata=number(0))
     long_epochs: int = field(default=0, metadata=number(0))
     long_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
+    long_distilled_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
     unlabeled_scenes: tuple[int, ...] = field(default=(), metadata=number(1))
     unlabeled_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
     upper_seeds: tuple[int, ...] = field(default=(), metadata=number(0))
@@ -98,6 +102,8 @@ class ExperimentPlan:
         check_ranges(self, "plan")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
+        if self.long_distilled_seeds and not self.long_epochs:
+            raise ValueError("long_distilled_seeds needs long_epochs, the long schedule")
         allowed = {f.name for f in dataclasses.fields(DistillConfig)} - {"teacher"}
         for setting in (self.distill, *self.grid):
             if not isinstance(setting, dict) or set(setting) - allowed:
@@ -110,7 +116,7 @@ class RunSpec:
 
     Attributes:
         name: folder and record name, e.g. "distilled-s1", "relation-s0", "grid2-s0".
-        kind: "teacher", "student", "distilled", "student-long", "reference", "grid", a loss alone
+        kind: "teacher", "student", "distilled", "student-long", "distilled-long", "reference", "grid", a loss alone
             ("relation", ...), or of the unlabelled-drive study "unlabeled", "pseudo", "upper".
         config: what the run trains (a distilled run's teacher is in ``config.distill``).
         test: evaluate on test once trained (grid runs are val only).
@@ -243,6 +249,9 @@ class Plan:
             specs.append(RunSpec(f"distilled-s{seed}", "distilled", seed, self.distilled(full, seed), setting=full))
         for scenes in plan.unlabeled_scenes:
             specs += self.unlabeled_runs(scenes)
+        for seed in plan.long_distilled_seeds:
+            config = self.distilled(full, seed, plan.long_epochs)
+            specs.append(RunSpec(f"distilled-long-s{seed}", "distilled-long", seed, config, setting=full))
         for seed in plan.ablation_seeds:
             for term in TERMS:
                 setting = full | {k: (full[k] if k == term else 0.0) for k in TERMS}

@@ -47,7 +47,8 @@ def _pct(value: float | None, digits: int = 1) -> str:
 
 def table_groups(summary: dict) -> list[str]:
     """The groups of the main table, in order: teacher, the students alone (main and long schedule),
-    the compared groups (distilled, then the unlabelled study by kind and number of drives), each loss alone."""
+    the compared groups (distilled on both schedules, then the unlabelled study by kind and number of
+    drives), each loss alone."""
     groups = [g for g in summary if "mAP_mean" in summary[g]]
     first = ("teacher", *STUDENTS)
     compared = sorted((g for g in groups if g not in (*first, *TERMS)), key=compared_order)

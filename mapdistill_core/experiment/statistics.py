@@ -12,7 +12,7 @@ from mapdistill_core.experiment.records import RunRecord
 
 NOISE_RULE = "every seed's paired difference > 0 and a two-sided paired t-test p < 0.05"
 SCREEN_RULE = "val gain over the references' mean above twice their seed standard deviation"
-COMPARED = ("distilled", "unlabeled", "pseudo", "upper")
+COMPARED = ("distilled", "distilled-long", "unlabeled", "pseudo", "upper")
 """Kinds of run each compared seed by seed with the student of the same seed."""
 DRIVE_STUDY = ("unlabeled", "pseudo", "upper")
 """Kinds of run of the unlabelled-drive study: their groups are named <kind><number of drives>."""
@@ -148,7 +148,7 @@ def drive_curve(summary: dict) -> dict[str, dict]:
 
 def partner(records: dict[str, RunRecord], by_group: dict[str, dict], group: str) -> str | None:
     """The student group ``group`` is paired with: the student alone trained as many optimizer steps
-    ("student-long" for the unlabelled-drive study, whose epochs cover the drives too), else
+    ("student-long" for the long distilled runs and the unlabelled-drive study), else
     "student"; only groups with test results count. None without one."""
     for student in STUDENTS:
         if student in by_group and group_steps(records, student) == group_steps(records, group):
@@ -162,7 +162,7 @@ def group_steps(records: dict[str, RunRecord], group: str) -> int:
 
 
 def compared_order(group: str) -> tuple[int, int, str]:
-    """distilled first, then the unlabelled study by kind and number of drives."""
+    """distilled first (its two schedules), then the unlabelled study by kind and number of drives."""
     kind = group.rstrip("0123456789")
     drives = group[len(kind) :]
     return (COMPARED.index(kind) if kind in COMPARED else len(COMPARED), int(drives or 0), group)
