@@ -62,10 +62,11 @@ def add_eval_vectors(sub: argparse._SubParsersAction) -> None:
         description="Score vector-map predictions with the MapTR protocol: Chamfer-distance AP at "
         "0.5 / 1.0 / 1.5 m per class (divider, ped_crossing, boundary) and mAP. Reads MapTR's own "
         "JSON files; samples are paired by sample_token. Prints a table; --out also writes JSON. "
-        "With --score-threshold, also the precision and recall, per class and Chamfer threshold, of "
-        "only the predictions scoring at least that: what a consumer keeping them gets (the node at its "
-        "score_threshold parameter; close to the distiller's pseudo labels at its pseudo_threshold, which "
-        "keep each query's best class only).",
+        "With --score-threshold, also the precision, recall and F1, per class and Chamfer threshold, of "
+        "only the predictions scoring at least that, and the F1 averaged over the classes: what a consumer "
+        "keeping them gets (the node at its score_threshold parameter; close to the distiller's pseudo "
+        "labels at its pseudo_threshold, which keep each query's best class only). Run it at a few "
+        "thresholds on val to choose one.",
     )
     p.add_argument("--pred", required=True, help='predictions JSON: {"results": [{"sample_token", "vectors"}]}')
     p.add_argument("--gt", required=True, help='ground-truth JSON: {"GTs": [{"sample_token", "vectors"}]}')
@@ -73,7 +74,7 @@ def add_eval_vectors(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--score-threshold",
         type=fraction,
-        help="also report precision / recall of the predictions with confidence at least this, in [0, 1]",
+        help="also report precision / recall / F1 of the predictions with confidence at least this, in [0, 1]",
     )
     p.set_defaults(func=cmd_eval_vectors, outputs={"out": "file"})
 

@@ -47,14 +47,19 @@ def test_eval_vectors_reports_the_operating_point_at_a_score(files, capsys):
     out = files / "result.json"
     args = ["eval-vectors", "--pred", str(files / "pred.json"), "--gt", str(files / "gt.json"), "--out", str(out)]
     assert main([*args, "--score-threshold", "0.75"]) == 0
-    assert "Predictions scoring >= 0.75: precision / recall (%)" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "Predictions scoring >= 0.75: precision / recall (%)" in table
     at_score = json.loads(out.read_text())["at_score"]
     assert at_score["divider"] == {
         "kept": 1,
         "precision": dict.fromkeys(("0.5", "1.0", "1.5"), 1.0),
         "recall": dict.fromkeys(("0.5", "1.0", "1.5"), 1.0),
+        "f1": dict.fromkeys(("0.5", "1.0", "1.5"), 1.0),
     }
     assert at_score["ped_crossing"]["kept"] == 0  # its only prediction scores 0.7
+    # divider and boundary 1, ped_crossing 0 at every threshold: 2 / 3
+    assert at_score["mean_f1"] == pytest.approx(dict.fromkeys(("0.5", "1.0", "1.5"), 2 / 3))
+    assert "F1 (mean)".ljust(14) + "66.7".rjust(13) * 3 in table
 
 
 def test_eval_vectors_bad_input_is_a_clear_error(files, capsys):

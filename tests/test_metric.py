@@ -80,6 +80,8 @@ def test_operating_point_keeps_only_confident_predictions():
     assert loose["kept"] == 3
     assert loose["precision"] == pytest.approx({"0.5": 1 / 3, "1.0": 2 / 3, "1.5": 2 / 3})
     assert loose["recall"] == {"0.5": 0.5, "1.0": 1.0, "1.5": 1.0}
+    assert loose["f1"] == pytest.approx({"0.5": 0.4, "1.0": 0.8, "1.5": 0.8})  # 2pr / (p + r)
+    assert strict["mean_f1"] == pytest.approx({"0.5": 0.5, "1.0": 0.5, "1.5": 0.5})  # the divider only
     plain = evaluate_vectors(pred, gt)
     assert plain.at_score == {} and "at_score" not in plain.to_dict()
     assert evaluate_vectors(pred, gt, min_score=0.5).ap == plain.ap

@@ -39,8 +39,10 @@ class EvalResult:
         mean_ap: mAP as a fraction.
         counts: class name -> {"gt": n, "pred": n} elements evaluated.
         at_score: with a ``min_score``: {"score": min_score, class name -> {"kept": n,
-            "precision": {"0.5": p, ...}, "recall": {"0.5": r, ...}} as fractions, or None for a
-            class without ground truth}; else empty.
+            "precision": {"0.5": p, ...}, "recall": {"0.5": r, ...}, "f1": {"0.5": f, ...}} as
+            fractions, or None for a class without ground truth; "mean_f1": {"0.5": f, ...}, the
+            F1 averaged over the classes with ground truth (one number per Chamfer threshold to
+            compare scores by)}; else empty.
     """
 
     ap: dict[str, dict[str, float] | None]
@@ -138,11 +140,16 @@ def evaluate_vectors(
                 "kept": int(np.count_nonzero(conf_all >= min_score)),
                 "precision": {key: p for key, (p, _) in points.items()},
                 "recall": {key: r for key, (_, r) in points.items()},
+                "f1": {key: 2 * p * r / (p + r) if p + r else 0.0 for key, (p, r) in points.items()},
             }
         per_threshold["mean"] = float(np.mean(list(per_threshold.values())))
         ap[name] = per_threshold
         class_means.append(per_threshold["mean"])
     mean_ap = float(np.mean(class_means)) if class_means else 0.0
+    if min_score is not None:
+        rows = [at_score[name] for name in CLASS_NAMES if at_score[name] is not None]
+        keys = [f"{th:.1f}" for th in thresholds]
+        at_score["mean_f1"] = {key: float(np.mean([row["f1"][key] for row in rows])) if rows else 0.0 for key in keys}
     return EvalResult(ap=ap, mean_ap=mean_ap, counts=counts, at_score=at_score)
 
 
@@ -170,4 +177,7 @@ def format_table(result: EvalResult, thresholds: tuple[float, ...] = THRESHOLDS)
                 pairs = [f"{100 * row['precision'][k]:.1f} / {100 * row['recall'][k]:.1f}" for k in keys]
                 text = "".join(f"{pair:>13}" for pair in pairs) + f"{row['kept']:>8}"
             lines.append(f"{name:<14}{text}{result.counts[name]['gt']:>8}")
+        lines.append("-" * len(header))
+        f1 = result.at_score["mean_f1"]
+        lines.append(f"{'F1 (mean)':<14}" + "".join(f"{100 * f1[k]:>13.1f}" for k in keys))
     return "\n".join(lines)
