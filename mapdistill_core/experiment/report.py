@@ -147,8 +147,8 @@ def drives_text(curve: dict[str, dict]) -> str:
     text += "differences over the seeds listed. On the seeds every count of a kind shares:\n\n"
     for kind, entry in curve.items():
         if entry["shared_gain"]:
-            steps = ", ".join(f"{n} drives {100 * g:+.1f}" for n, g in entry["shared_gain"].items())
-            text += f"- {kind} ({_seeds(entry['shared_seeds'])}): {steps}\n"
+            gains = ", ".join(f"{n} drives {100 * g:+.1f}" for n, g in entry["shared_gain"].items())
+            text += f"- {kind} ({_seeds(entry['shared_seeds'])}): {gains}\n"
         else:
             text += f"- {kind}: its numbers of drives share no seed\n"
     return text
@@ -178,7 +178,7 @@ def plot_drives(curve: dict[str, dict], path: Path) -> None:
         for n, d in entry["drives"].items():
             std = 0.0 if d["std_difference"] is None else 100 * d["std_difference"]
             ax.errorbar(
-                int(n) + (offset - 1),
+                int(n) + (offset - 1),  # the kinds a drive apart, so their bars do not overlap
                 100 * d["mean_difference"],
                 yerr=std,
                 color=color,
@@ -330,7 +330,8 @@ def plot_curves(records: dict[str, RunRecord], path: Path) -> None:
 
 
 def write_report(plan: Plan, records: dict[str, RunRecord], pending: list[str], architecture: dict[str, dict]) -> dict:
-    """Write the plan's results (JSON), table (markdown), the curves PNG beside it and README's table."""
+    """Write the plan's results (JSON), table (markdown), the val-curve and gain-by-drives PNGs beside
+    it and README's table."""
     plan_path, setting, plan = plan.path, plan.full_setting, plan.config
     summary = summarize(records)
     curve = drive_curve(summary)
