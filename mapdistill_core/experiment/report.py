@@ -37,6 +37,24 @@ from mapdistill_core.results import provenance, write_json
 README_BEGIN, README_END = "<!-- synthetic_kd:begin -->", "<!-- synthetic_kd:end -->"
 
 
+def _pyplot():
+    """pyplot on the Agg backend, imported only when a picture is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    return pyplot
+
+
+def _save_png(fig, path: Path) -> None:
+    """Lay ``fig`` out, write it to ``path`` atomically as a PNG and release it."""
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    _pyplot().close(fig)
+
+
 def _seeds(seeds: list[int]) -> str:
     return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(s) for s in seeds)
 
@@ -157,11 +175,7 @@ def drives_text(curve: dict[str, dict]) -> str:
 def plot_drives(curve: dict[str, dict], path: Path) -> None:
     """Gain over the student by number of unlabelled drives, one line per kind: on the seeds every
     count shares (solid), and the mean ± std over all seeds of each count (error bars). A PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = _pyplot()
     colors = {"unlabeled": "tab:red", "pseudo": "tab:orange", "upper": "tab:green"}
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     for offset, (kind, entry) in enumerate(curve.items()):
@@ -193,10 +207,7 @@ def plot_drives(curve: dict[str, dict], path: Path) -> None:
     ax.set_title("Gain by unlabelled drives (squares: mean ± std over all seeds)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save_png(fig, path)
 
 
 def grid_text(records: dict[str, RunRecord], plan_setting: dict) -> str:
@@ -297,11 +308,7 @@ def curves_text(records: dict[str, RunRecord]) -> str:
 
 def plot_curves(records: dict[str, RunRecord], path: Path) -> None:
     """Val mAP by epoch of every run but the grid, one colour per kind: a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = _pyplot()
     colors = {"teacher": "black", "student": "tab:blue", "distilled": "tab:red"}
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     for r in records.values():
@@ -323,10 +330,7 @@ def plot_curves(records: dict[str, RunRecord], path: Path) -> None:
     ax.set_title("Synthetic KD benchmark: val mAP by epoch")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save_png(fig, path)
 
 
 def write_report(plan: Plan, records: dict[str, RunRecord], pending: list[str], architecture: dict[str, dict]) -> dict:

@@ -90,7 +90,7 @@ def summarize(records: dict[str, RunRecord]) -> dict:
                 steps = {"steps": group_steps(records, group), "student_steps": group_steps(records, student)}
                 summary[f"{group}_vs_student"] = comparison | {"student": student} | steps
                 if kinds[group] in TEACHER_LABELLED:
-                    upper = "upper" + group.removeprefix(kinds[group])
+                    upper = "upper" + kind_and_drives(group)[1]
                     share = label_share(by_group[student], by_group[group], by_group.get(upper, {}))
                     summary[f"{group}_vs_student"]["label_share"] = None if share is None else share | {"upper": upper}
     return summary
@@ -123,10 +123,10 @@ def drive_curve(summary: dict) -> dict[str, dict]:
     curve: dict[str, dict] = {}
     for key, comparison in summary.items():
         group = key.removesuffix("_vs_student")
-        kind = group.rstrip("0123456789")
-        if key == group or kind not in DRIVE_STUDY or kind == group:
+        kind, drives = kind_and_drives(group)
+        if key == group or kind not in DRIVE_STUDY or not drives:
             continue
-        curve.setdefault(kind, {"drives": {}})["drives"][group[len(kind) :]] = {
+        curve.setdefault(kind, {"drives": {}})["drives"][drives] = {
             "seeds": comparison["seeds"],
             "mean_difference": comparison["mean_difference"],
             "std_difference": comparison["std_difference"],
@@ -161,10 +161,16 @@ def group_steps(records: dict[str, RunRecord], group: str) -> int:
     return max(r.steps for r in records.values() if r.group == group)
 
 
+def kind_and_drives(group: str) -> tuple[str, str]:
+    """A group's kind and number of drives, as named: "unlabeled60" -> ("unlabeled", "60"),
+    "distilled-long" -> ("distilled-long", "")."""
+    kind = group.rstrip("0123456789")
+    return kind, group[len(kind) :]
+
+
 def compared_order(group: str) -> tuple[int, int, str]:
     """distilled first (its two schedules), then the unlabelled study by kind and number of drives."""
-    kind = group.rstrip("0123456789")
-    drives = group[len(kind) :]
+    kind, drives = kind_and_drives(group)
     return (COMPARED.index(kind) if kind in COMPARED else len(COMPARED), int(drives or 0), group)
 
 

@@ -98,6 +98,7 @@ def evaluate_vectors(
             f"predictions for {len(unknown)} sample(s) that have no ground truth, e.g. sample '{unknown[0]}'"
         )
     max_threshold = max(thresholds)
+    keys = [f"{th:.1f}" for th in thresholds]
     ap: dict[str, dict[str, float] | None] = {}
     counts: dict[str, dict[str, int]] = {}
     class_means = []
@@ -130,9 +131,7 @@ def evaluate_vectors(
             if min_score is not None:
                 at_score[name] = None
             continue
-        tp_all = {
-            f"{th:.1f}": np.concatenate(t) if t else np.zeros(0, bool) for t, th in zip(tps, thresholds, strict=True)
-        }
+        tp_all = {key: np.concatenate(t) if t else np.zeros(0, bool) for t, key in zip(tps, keys, strict=True)}
         per_threshold = {key: average_precision(conf_all, tp, num_gt) for key, tp in tp_all.items()}
         if min_score is not None:
             points = {key: precision_recall_at(conf_all, tp, num_gt, min_score) for key, tp in tp_all.items()}
@@ -148,7 +147,6 @@ def evaluate_vectors(
     mean_ap = float(np.mean(class_means)) if class_means else 0.0
     if min_score is not None:
         rows = [at_score[name] for name in CLASS_NAMES if at_score[name] is not None]
-        keys = [f"{th:.1f}" for th in thresholds]
         at_score["mean_f1"] = {key: float(np.mean([row["f1"][key] for row in rows])) if rows else 0.0 for key in keys}
     return EvalResult(ap=ap, mean_ap=mean_ap, counts=counts, at_score=at_score)
 
